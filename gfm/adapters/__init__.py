@@ -1,0 +1,1 @@
+"""Adaptation: task heads and peft adapters over a pretrained gfm backbone."""

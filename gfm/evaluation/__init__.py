@@ -1,0 +1,1 @@
+"""Evaluation: metrics, baselines, the zero-shot protocol and reports."""

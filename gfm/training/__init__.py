@@ -1,0 +1,1 @@
+"""Training: objectives, collators and the accelerate / DeepSpeed loop."""

@@ -1,0 +1,32 @@
+"""Shared fixtures: the real data folder (skip with a reason when absent) and seeding."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _data_dir() -> Path | None:
+    value = os.environ.get("GFM_DATA_DIR")
+    if not value:
+        return None
+    path = Path(value)
+    return path if path.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real data folder from ``GFM_DATA_DIR``; tests needing it skip when it is absent."""
+    path = _data_dir()
+    if path is None:
+        pytest.skip(
+            "real data folder not available: set GFM_DATA_DIR to ../shared/data "
+            f"(GFM_DATA_DIR={os.environ.get('GFM_DATA_DIR')!r})"
+        )
+    return path
