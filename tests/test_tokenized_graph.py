@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gfm.tokenization import TokenizedGraph, TokenizedGraphError, collate_tokenized_graphs, pack_tokenized_graphs
+from gfm.tokenization import (
+    TokenizedGraph,
+    TokenizedGraphError,
+    collate_tokenized_graphs,
+    pack_tokenized_graphs,
+)
 
 
 def _random_sequence(length: int, num_nodes: int, seed: int, with_extras: bool = False) -> TokenizedGraph:
