@@ -1,1 +1,83 @@
-"""Data layer: loaders per source format, the dataset registry, samplers and the corpus cache."""
+"""Data layer: loaders per source format, the dataset registry, samplers and the corpus cache.
+
+Entry points (see ``docs/data.md``)::
+
+    gfm.data.load(name, data_dir=None, cache_dir=None, **options) -> GraphDataset
+    gfm.data.available(data_dir=None) -> list[str]
+    gfm.data.load_edge_list(edges_path, nodes_path=None, ...) -> GraphDataset
+    gfm.data.Corpus(names, domain_weights=..., cache_dir=...)
+    gfm.data.ppr_topk(edge_index, num_nodes, seeds, k, alpha=0.15) -> (neighbors, weights)
+    gfm.data.EgoGraphSampler(data, method="khop" | "ppr")
+
+Names are imported lazily on first access (RDKit, HF datasets and pandas load only when used).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY_EXPORTS: dict[str, str] = {
+    # contract
+    "TaskSpec": "gfm.data.dataset",
+    "GraphDataset": "gfm.data.dataset",
+    "validate_graph": "gfm.data.dataset",
+    "validate_graphs": "gfm.data.dataset",
+    "validate_dataset": "gfm.data.dataset",
+    "GraphValidationError": "gfm.data.dataset",
+    "DataFormatError": "gfm.data.dataset",
+    "DataNotFoundError": "gfm.data.dataset",
+    "UnknownDatasetError": "gfm.data.dataset",
+    # registry
+    "load": "gfm.data.registry",
+    "available": "gfm.data.registry",
+    "register": "gfm.data.registry",
+    "DatasetSource": "gfm.data.registry",
+    "cache_key": "gfm.data.registry",
+    "input_files": "gfm.data.registry",
+    "DATA_DIR_ENV": "gfm.data.registry",
+    # loaders usable on any folder / file
+    "load_edge_list": "gfm.data.edge_list",
+    "load_tu_folder": "gfm.data.tu",
+    "load_smiles_csv": "gfm.data.moleculenet",
+    "load_planetoid_raw": "gfm.data.planetoid",
+    "load_heterophilous_npz": "gfm.data.heterophilous",
+    "load_triples_folder": "gfm.data.kg",
+    "molecules_to_graphs": "gfm.data.molecules",
+    # Arrow cache and rows
+    "save_graph_dataset": "gfm.data.arrow",
+    "load_graph_dataset": "gfm.data.arrow",
+    "ArrowGraphDataset": "gfm.data.arrow",
+    "graph_to_row": "gfm.data.arrow",
+    "row_to_graph": "gfm.data.arrow",
+    "graphs_equal": "gfm.data.arrow",
+    "datasets_equal": "gfm.data.arrow",
+    "write_rows": "gfm.data.arrow",
+    "read_rows": "gfm.data.arrow",
+    "RowDataset": "gfm.data.arrow",
+    # corpus
+    "Corpus": "gfm.data.corpus",
+    # sampling
+    "ppr_topk": "gfm.data.sampling",
+    "ppr_push": "gfm.data.sampling",
+    "khop_ego_batch": "gfm.data.sampling",
+    "ppr_ego_batch": "gfm.data.sampling",
+    "EgoGraphSampler": "gfm.data.sampling",
+    "EgoBatch": "gfm.data.sampling",
+    "build_csr": "gfm.data.sampling",
+}
+
+__all__ = list(_LAZY_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY_EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'gfm.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_EXPORTS))
