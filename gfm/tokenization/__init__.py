@@ -1,6 +1,7 @@
 """Graph tokenizers (Eulerian and quantized) and the ``TokenizedGraph`` contract."""
 
 from .base import AutoGraphTokenizer, GraphTokenizer, TokenizerLoadError, content_hash
+from .eulerian import EulerianTokenizer
 from .tokenized_graph import (
     TokenizedGraph,
     TokenizedGraphError,
@@ -10,6 +11,7 @@ from .tokenized_graph import (
 
 __all__ = [
     "AutoGraphTokenizer",
+    "EulerianTokenizer",
     "GraphTokenizer",
     "TokenizedGraph",
     "TokenizedGraphError",
