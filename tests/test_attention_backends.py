@@ -1,0 +1,198 @@
+"""Every attention backend equals the dense masked reference (outputs and gradients, fp32)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from gfm.modeling.attention import (
+    BackendUnavailableError,
+    PatternOptions,
+    UnknownAttentionBackendError,
+    UnsupportedPatternError,
+    build_attention_pattern,
+    get_backend,
+    select_backend,
+)
+from gfm.modeling.attention.backends._csr_kernel import load_csr_kernel
+from gfm.modeling.attention.backends.csr import csr_attention
+from gfm.modeling.attention.backends.flex import flex_attention_forward
+from gfm.tokenization import TokenizedGraph, collate_tokenized_graphs, pack_tokenized_graphs
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: small ops on a shared, oversubscribed CPU are far faster without OpenMP waits."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+HEADS, HEAD_DIM = 3, 8
+TOLERANCE = 1e-5
+
+
+def make_batch(seed: int, packed: bool, lengths: list[int], isolated: bool = False) -> dict:
+    """Random sequences; with ``isolated`` the graph edges skip some positions entirely."""
+    generator = torch.Generator().manual_seed(seed)
+    samples = []
+    for length in lengths:
+        num_edges = 0 if isolated else 2 * length
+        samples.append(
+            TokenizedGraph(
+                input_ids=torch.randint(0, 30, (length,), generator=generator),
+                node_index=torch.randint(-1, 5, (length,), generator=generator),
+                edge_index=torch.randint(0, max(length // 2, 1), (2, num_edges), generator=generator),
+                edge_type=torch.randint(0, 2, (num_edges,), generator=generator),
+                num_nodes=5,
+            )
+        )
+    if packed:
+        return pack_tokenized_graphs(samples, token_budget=max(lengths) + 9)
+    return collate_tokenized_graphs(samples, pad_to_multiple_of=8)
+
+
+def run_backend(name: str, pattern, inputs: tuple[torch.Tensor, ...], bias_table: torch.Tensor, weights: torch.Tensor):
+    """Output and gradients (query, key, value, biased rows of the table) of one backend.
+
+    ``"csr-kernel"`` / ``"csr-torch"`` are the two implementations behind the ``"csr"`` backend.
+    """
+    query, key, value = (t.detach().clone().requires_grad_(True) for t in inputs)
+    table = bias_table.detach().clone().requires_grad_(True)
+    link_bias = torch.cat([table, table.new_zeros(1, HEADS)])  # the model's layout: zero "plain" row
+    if name.startswith("csr-"):
+        if name == "csr-kernel" and load_csr_kernel() is None:
+            pytest.skip("the CSR C kernel does not build here (no C compiler)")
+        out = csr_attention(query, key, value, pattern, link_bias, HEAD_DIM**-0.5, use_kernel=name == "csr-kernel")
+    else:
+        out = get_backend(name).forward(query, key, value, pattern, link_bias, HEAD_DIM**-0.5)
+    grads = torch.autograd.grad((out * weights).sum(), [query, key, value, table])
+    return out.detach(), grads
+
+
+def random_inputs(pattern, seed: int):
+    generator = torch.Generator().manual_seed(seed)
+    shape = (pattern.num_rows, pattern.row_length, HEADS, HEAD_DIM)
+    inputs = tuple(torch.randn(shape, generator=generator) for _ in range(3))
+    bias_table = torch.randn(pattern.link_types.num_biased, HEADS, generator=generator)
+    weights = torch.randn(shape, generator=generator)
+    return inputs, bias_table, weights
+
+
+def assert_matches_dense(name: str, pattern, seed: int) -> None:
+    inputs, bias_table, weights = random_inputs(pattern, seed)
+    expected, expected_grads = run_backend("dense", pattern, inputs, bias_table, weights)
+    got, got_grads = run_backend(name, pattern, inputs, bias_table, weights)
+    assert torch.isfinite(got).all() and all(torch.isfinite(g).all() for g in got_grads)
+    torch.testing.assert_close(got, expected, atol=TOLERANCE, rtol=TOLERANCE)
+    for label, a, b in zip(("query", "key", "value", "link bias"), got_grads, expected_grads):
+        torch.testing.assert_close(a, b, atol=TOLERANCE, rtol=TOLERANCE, msg=lambda m, label=label: f"{label}: {m}")
+
+
+GRAPH_OPTIONS = [
+    PatternOptions(num_edge_types=2, expander_degree=4, num_global_tokens=1),
+    PatternOptions(num_edge_types=2, num_global_tokens=2, window=4, same_node=False),
+    # no self links, no globals: isolated positions have empty rows
+    PatternOptions(num_edge_types=2, self_links=False, same_node=False),
+]
+
+
+@pytest.mark.parametrize("implementation", ["csr-kernel", "csr-torch"])
+@pytest.mark.parametrize("option_index", range(len(GRAPH_OPTIONS)))
+@pytest.mark.parametrize("packed", [False, True])
+@pytest.mark.parametrize("causal", [False, True])
+def test_csr_equals_dense_reference(implementation: str, option_index: int, packed: bool, causal: bool) -> None:
+    seed = option_index + 3 * packed + 6 * causal
+    if True:
+        batch = make_batch(seed, packed, [13, 5, 29, 1, 8], isolated=option_index == 2 and packed)
+        pattern = build_attention_pattern(
+            batch["sequence_ids"],
+            GRAPH_OPTIONS[option_index],
+            node_index=batch["node_index"],
+            graph_edge_index=batch["graph_edge_index"],
+            graph_edge_type=batch["graph_edge_type"],
+            causal=causal,
+        )
+        if option_index == 2:
+            counts = torch.bincount(pattern.links()[0], minlength=pattern.num_positions)
+            assert bool(((counts == 0) & pattern.is_valid).any()), "the case must contain empty real rows"
+        assert_matches_dense(implementation, pattern, seed)
+
+
+def test_csr_chunking_is_exact() -> None:
+    batch = make_batch(5, True, [40, 31, 7, 22])
+    options = PatternOptions(num_edge_types=2, expander_degree=2, num_global_tokens=1)
+    pattern = build_attention_pattern(
+        batch["sequence_ids"], options, batch["node_index"], batch["graph_edge_index"], batch["graph_edge_type"]
+    )
+    inputs, bias_table, _ = random_inputs(pattern, 0)
+    link_bias = torch.cat([bias_table, bias_table.new_zeros(1, HEADS)])
+    whole = csr_attention(*inputs, pattern, link_bias, 0.3, chunk_links=10**9, use_kernel=False)
+    for chunk in (5, 64):  # rows longer than a chunk become chunks of their own
+        chunked = csr_attention(*inputs, pattern, link_bias, 0.3, chunk_links=chunk, use_kernel=False)
+        torch.testing.assert_close(chunked, whole)
+
+
+@pytest.mark.parametrize("window, globals_", [(2, 0), (6, 1), (40, 3), (64, 2)])
+@pytest.mark.parametrize("packed", [False, True])
+@pytest.mark.parametrize("causal", [False, True])
+def test_block_sdpa_equals_dense_reference(window: int, globals_: int, packed: bool, causal: bool) -> None:
+    options = PatternOptions(num_edge_types=1, window=window, num_global_tokens=globals_, same_node=False, graph_edges=False)
+    batch = make_batch(window + globals_, packed, [70, 3, 1, 45, 17])
+    pattern = build_attention_pattern(batch["sequence_ids"], options, causal=causal)
+    assert pattern.is_window_shaped
+    assert_matches_dense("block_sdpa", pattern, seed=window)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_flex_forward_equals_dense_reference(causal: bool) -> None:
+    """FlexAttention's mask and score functions, run by PyTorch's eager CPU forward (no backward on CPU)."""
+    batch = make_batch(2, True, [13, 5, 29, 1, 8], isolated=True)
+    options = PatternOptions(num_edge_types=2, expander_degree=2, window=4, num_global_tokens=1, self_links=False)
+    pattern = build_attention_pattern(
+        batch["sequence_ids"], options, batch["node_index"], batch["graph_edge_index"], batch["graph_edge_type"], causal
+    )
+    inputs, bias_table, _ = random_inputs(pattern, 3)
+    link_bias = torch.cat([bias_table, bias_table.new_zeros(1, HEADS)])
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "flex_attention called without torch.compile()"
+        expected = get_backend("dense").forward(*inputs, pattern, link_bias, 0.35)
+        got = flex_attention_forward(*inputs, pattern, link_bias, 0.35, compiled=False)
+    torch.testing.assert_close(got, expected, atol=TOLERANCE, rtol=TOLERANCE)
+
+
+def test_reference_gives_zeros_not_nan_for_empty_rows() -> None:
+    batch = make_batch(0, False, [6, 2], isolated=True)
+    options = PatternOptions(num_edge_types=2, self_links=False, same_node=False)
+    pattern = build_attention_pattern(batch["sequence_ids"], options, graph_edge_index=batch["graph_edge_index"])
+    assert pattern.links()[0].numel() == 0
+    inputs, bias_table, weights = random_inputs(pattern, 0)
+    for name in ("dense", "csr-kernel", "csr-torch"):
+        out, grads = run_backend(name, pattern, inputs, bias_table, weights)
+        assert torch.equal(out, torch.zeros_like(out))
+        assert all(torch.equal(g, torch.zeros_like(g)) for g in grads)
+
+
+def test_backend_selection_and_errors() -> None:
+    cpu = torch.device("cpu")
+    graph = make_batch(0, True, [13, 5, 29])
+    graph_pattern = build_attention_pattern(
+        graph["sequence_ids"], PatternOptions(num_edge_types=2, expander_degree=4), graph["node_index"], graph["graph_edge_index"]
+    )
+    long_sequence = torch.zeros(1, 4096, dtype=torch.long)
+    window_pattern = build_attention_pattern(long_sequence, PatternOptions(window=512, num_global_tokens=4, graph_edges=False))
+    big_graph = build_attention_pattern(
+        long_sequence, PatternOptions(expander_degree=4, num_global_tokens=1, graph_edges=False)
+    )
+    assert select_backend("auto", graph_pattern, 16, cpu).name == "dense"  # short rows: dense is cheapest
+    assert select_backend("auto", window_pattern, 16, cpu).name == "block_sdpa"
+    assert select_backend("auto", big_graph, 16, cpu).name == "csr"
+    assert select_backend("csr", window_pattern, 16, cpu).name == "csr"  # forcing works
+    with pytest.raises(UnknownAttentionBackendError, match=r"unknown attention backend 'sparse'.*auto, block_sdpa, csr, dense, flex"):
+        select_backend("sparse", graph_pattern, 16, cpu)
+    with pytest.raises(BackendUnavailableError, match="'flex' is unavailable: FlexAttention needs a CUDA device"):
+        select_backend("flex", graph_pattern, 16, cpu)
+    with pytest.raises(UnsupportedPatternError, match="block_sdpa.*graph-edge, expander or same-node links"):
+        select_backend("block_sdpa", graph_pattern, 16, cpu)
