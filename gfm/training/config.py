@@ -1,0 +1,545 @@
+"""Pretraining configuration: YAML files parsed into four dataclasses.
+
+A config file is one flat YAML mapping (the keys of :class:`ModelArguments`,
+:class:`DataArguments`, :class:`ObjectiveArguments` and :class:`TrainingArguments` together;
+comments group them in the shipped files). It is read with ``transformers.HfArgumentParser``
+(``parse_dict`` with ``allow_extra_keys=False``, the machinery behind ``parse_yaml_file``) after
+gfm's own check, which names an unknown key and its closest valid spelling before anything
+else happens. Every option is documented in its field's ``metadata["help"]``;
+``python pretrain/run_pretraining.py --help`` prints them all.
+
+Command-line overrides (``--key value``) are parsed as YAML scalars and merged over the file,
+so ``--max_steps 20`` or ``--mixture_weights '{molecules: 2.0, social: 1.0}'`` work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import os
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+from .errors import ConfigError, UnknownConfigKeyError
+
+__all__ = [
+    "ModelArguments",
+    "DataArguments",
+    "ObjectiveArguments",
+    "TrainingArguments",
+    "PretrainConfig",
+    "load_config",
+    "parse_overrides",
+    "OBJECTIVE_NAMES",
+    "MASK_SCHEDULES",
+]
+
+OBJECTIVE_NAMES = ("next_token", "masked_token", "masked_code")
+MASK_SCHEDULES = ("constant", "uniform", "cosine")
+MIXED_PRECISION_CHOICES = ("no", "bf16", "fp16", "auto")
+REPORT_CHOICES = ("csv", "tensorboard")
+
+
+class _Validated:
+    """Mixin: type-check and coerce every field after construction, naming the key on error.
+
+    ``HfArgumentParser.parse_dict`` passes YAML values to the dataclass untouched, so without
+    this ``learning_rate: 3e-4`` (a *string* for PyYAML) or ``max_steps: ten`` would only fail
+    deep inside training.
+    """
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), hints[f.name]))
+            choices = f.metadata.get("choices")
+            value = getattr(self, f.name)
+            values = value if isinstance(value, list) else [value]
+            if choices is not None:
+                for item in values:
+                    if item is not None and item not in choices:
+                        raise ConfigError(f"config key '{f.name}': {item!r} is not one of {list(choices)}")
+        self.validate()
+
+    def validate(self) -> None:
+        """Cross-field checks (overridden by subclasses)."""
+
+
+def _coerce(name: str, value: Any, annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (Union, types.UnionType):
+        if value is None:
+            if type(None) in args:
+                return None
+            raise ConfigError(f"config key '{name}' must not be empty (null)")
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(name, value, arg)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0])
+    if annotation is Any:
+        return value
+    if value is None:
+        raise ConfigError(f"config key '{name}' must not be empty (null)")
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key '{name}' must be true or false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ConfigError(f"config key '{name}' must be an integer, got {value!r}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(f"config key '{name}' must be an integer, got {value!r}") from None
+        if not number.is_integer():
+            raise ConfigError(f"config key '{name}' must be an integer, got {value!r}")
+        return int(number)
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ConfigError(f"config key '{name}' must be a number, got {value!r}")
+        try:
+            number = float(value)  # accepts YAML strings such as "3e-4"
+        except ValueError:
+            raise ConfigError(f"config key '{name}' must be a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"config key '{name}' must be finite, got {value!r}")
+        return number
+    if annotation is str:
+        if isinstance(value, (str, os.PathLike)):
+            return str(value)
+        raise ConfigError(f"config key '{name}' must be a string, got {value!r}")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{name}' must be a list, got {value!r}")
+        (item_type,) = args or (Any,)
+        return [_coerce(f"{name}[{i}]", item, item_type) for i, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"config key '{name}' must be a mapping, got {value!r}")
+        key_type, value_type = args or (Any, Any)
+        return {
+            _coerce(f"{name} key", k, key_type): _coerce(f"{name}[{k!r}]", v, value_type) for k, v in value.items()
+        }
+    return value
+
+
+@dataclass
+class ModelArguments(_Validated):
+    """Which model to train and how it is built."""
+
+    model_type: str = field(
+        default="gfm",
+        metadata={"help": "Model type registered with transformers' AutoConfig (gfm's is 'gfm'). "
+                  "The model class is AutoModelForPreTraining of that type."},
+    )
+    model_name_or_path: Optional[str] = field(
+        default=None,
+        metadata={"help": "Start from this pretrained checkpoint directory (or hub id) instead of a random "
+                  "initialization; model_config must then be empty."},
+    )
+    model_config: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "Keyword arguments of the model config (GFMConfig: hidden_size, num_hidden_layers, "
+                  "num_attention_heads, intermediate_size, ...). vocab_size and the special token ids come "
+                  "from the tokenizer; giving a different vocab_size is an error."},
+    )
+    zero3_init: bool = field(
+        default=False,
+        metadata={"help": "Under DeepSpeed ZeRO-3, build the model already partitioned (deepspeed.zero.Init) so "
+                  "it is never whole in one process's memory. Off: built whole, then partitioned, which "
+                  "gives the same initial weights as a run without ZeRO-3."},
+    )
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "Recompute activations in the backward pass to save memory."}
+    )
+
+
+@dataclass
+class DataArguments(_Validated):
+    """Where the tokenized corpus comes from and how it is sampled, bucketed and packed."""
+
+    tokenizer_name_or_path: Optional[str] = field(
+        default=None,
+        metadata={"help": "Directory of the trained gfm tokenizer (tokenizer_config.json inside), e.g. the "
+                  "output of tokenizers/train_tokenizer.py. Saved beside the exported model."},
+    )
+    tokenized_corpus: Optional[str] = field(
+        default=None,
+        metadata={"help": "Directory of the tokenized corpus: an HF datasets Arrow cache of "
+                  "TokenizedGraph.to_dict() rows (written by tokenizers/train_tokenizer.py or by gfm on first "
+                  "use). When unset, `datasets` are tokenized once into `cache_dir`."},
+    )
+    datasets: list[str] = field(
+        default_factory=list,
+        metadata={"help": "gfm.data registry names to tokenize when tokenized_corpus is unset "
+                  "(e.g. ['moleculenet/hiv', 'tu/PROTEINS'])."},
+    )
+    data_dir: Optional[str] = field(
+        default=None, metadata={"help": "Real data folder for `datasets` (default: the GFM_DATA_DIR variable)."}
+    )
+    max_graphs_per_dataset: Optional[int] = field(
+        default=None,
+        metadata={"help": "Tokenize at most this many graphs of each dataset (seeded choice); unset = all."},
+    )
+    ego_num_hops: int = field(
+        default=2, metadata={"help": "Datasets made of one large graph contribute k-hop ego graphs with this k."}
+    )
+    ego_max_neighbors: int = field(
+        default=8, metadata={"help": "Ego graphs keep at most this many neighbours per node and hop (seeded choice)."}
+    )
+    max_feature_width: int = field(
+        default=32,
+        metadata={"help": "Continuous attribute tables wider than this many columns are left out of the Eulerian "
+                  "pretraining view (reported in the log and gfm_corpus.json)."},
+    )
+    cache_dir: Optional[str] = field(
+        default=None,
+        metadata={"help": "Where gfm writes the tokenized corpus it builds from `datasets` "
+                  "(default: <output_dir>/../tokenized_cache)."},
+    )
+    mixture_weights: dict[str, float] = field(
+        default_factory=dict,
+        metadata={"help": "Sampling weight per domain ({molecules: 2.0, social: 1.0, ...}). Empty: every "
+                  "training graph once per epoch. When given, every domain of the corpus must be listed "
+                  "(weight 0 leaves it out); a domain the corpus does not have is an error."},
+    )
+    samples_per_epoch: Optional[int] = field(
+        default=None,
+        metadata={"help": "Graphs drawn per epoch under mixture_weights (default: the training set size)."},
+    )
+    max_length: int = field(
+        default=512,
+        metadata={"help": "Positions per packed row (the token budget T). Several graphs share a row without "
+                  "attending to each other; a graph longer than this is an error (never truncated)."},
+    )
+    drop_long_sequences: bool = field(
+        default=False,
+        metadata={"help": "Leave graphs longer than max_length out of training (counted in the log) "
+                  "instead of stopping with an error."},
+    )
+    bucket_window: int = field(
+        default=32,
+        metadata={"help": "Length bucketing: the epoch's draws are cut into windows of this many global batches' "
+                  "worth of graphs; each window is packed longest-first into rows, and its rows are dealt at "
+                  "random into global batches (leftover rows wait for the next window)."},
+    )
+    eval_fraction: float = field(
+        default=0.05, metadata={"help": "Fraction of each domain's graphs held back for evaluation."}
+    )
+    eval_max_per_domain: int = field(
+        default=128, metadata={"help": "At most this many held-back graphs per domain (keeps evaluation fast)."}
+    )
+
+    def validate(self) -> None:
+        if self.max_length < 2:
+            raise ConfigError(f"config key 'max_length' must be at least 2, got {self.max_length}")
+        if not 0.0 <= self.eval_fraction < 1.0:
+            raise ConfigError(f"config key 'eval_fraction' must be in [0, 1), got {self.eval_fraction}")
+        if self.bucket_window < 1:
+            raise ConfigError(f"config key 'bucket_window' must be at least 1, got {self.bucket_window}")
+        for domain, weight in self.mixture_weights.items():
+            if weight < 0:
+                raise ConfigError(f"config key 'mixture_weights': weight of domain {domain!r} is negative ({weight})")
+        if self.mixture_weights and not any(w > 0 for w in self.mixture_weights.values()):
+            raise ConfigError("config key 'mixture_weights': every weight is 0; give at least one domain a weight")
+
+
+@dataclass
+class ObjectiveArguments(_Validated):
+    """What the model learns to predict."""
+
+    objectives: dict[str, float] = field(
+        default_factory=lambda: {"next_token": 1.0},
+        metadata={"help": "Objective name -> loss weight. Names: next_token (causal, labels shifted inside "
+                  "each packed graph), masked_token (whole nodes masked, every occurrence together), "
+                  "masked_code (quantized tokens: a node's code tokens masked, predicted per level). Several "
+                  "objectives are summed with these weights, each on its own forward pass."},
+    )
+    mask_schedule: str = field(
+        default="cosine",
+        metadata={"help": "How each graph's mask ratio is drawn: constant (= mask_ratio_max), uniform "
+                  "(min + (max-min)*u) or cosine (min + (max-min)*cos(pi*u/2), MaskGIT-style), u ~ U(0,1).",
+                  "choices": MASK_SCHEDULES},
+    )
+    mask_ratio_min: float = field(default=0.15, metadata={"help": "Smallest mask ratio the schedule gives."})
+    mask_ratio_max: float = field(default=0.5, metadata={"help": "Largest mask ratio the schedule gives."})
+
+    def validate(self) -> None:
+        if not self.objectives:
+            raise ConfigError("config key 'objectives' is empty; name at least one of " + ", ".join(OBJECTIVE_NAMES))
+        for name, weight in self.objectives.items():
+            if name not in OBJECTIVE_NAMES:
+                close = difflib.get_close_matches(name, OBJECTIVE_NAMES, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(f"config key 'objectives': unknown objective {name!r}{hint} (known: {list(OBJECTIVE_NAMES)})")
+            if weight <= 0:
+                raise ConfigError(f"config key 'objectives': weight of {name!r} must be positive, got {weight}")
+        if not 0.0 < self.mask_ratio_min <= self.mask_ratio_max <= 1.0:
+            raise ConfigError(
+                f"mask ratios must satisfy 0 < mask_ratio_min <= mask_ratio_max <= 1, got "
+                f"{self.mask_ratio_min} and {self.mask_ratio_max}"
+            )
+
+
+@dataclass
+class TrainingArguments(_Validated):
+    """The loop: batch geometry, optimizer, schedule, precision, distribution, checkpoints, logging."""
+
+    output_dir: str = field(
+        default="runs/pretrain",
+        metadata={"help": "Run folder: checkpoints/, metrics.csv, tensorboard/, plots/, final/ go here."},
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Start afresh even though output_dir holds checkpoints of an earlier run "
+                  "(they are deleted). Without it, such a folder is an error unless resuming."},
+    )
+    resume_from_checkpoint: Optional[str] = field(
+        default=None,
+        metadata={"help": "'latest' (newest complete checkpoint in output_dir/checkpoints) or a checkpoint "
+                  "directory. The checkpoint's run config must match this one."},
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of initialization, sampling, masking and dropout."})
+    world_size: int = field(
+        default=1,
+        metadata={"help": "Number of processes this run expects. Checked at startup against the processes the "
+                  "launcher actually started, so a launcher that silently runs one process is caught."},
+    )
+    micro_batch_rows: int = field(
+        default=4, metadata={"help": "Packed rows of max_length positions per process per forward pass."}
+    )
+    global_batch_rows: int = field(
+        default=16,
+        metadata={"help": "Packed rows per optimizer step over all processes. Gradient accumulation steps = "
+                  "global_batch_rows / (micro_batch_rows * world_size), which must be a whole number, so "
+                  "the same config follows the same trajectory on any number of processes."},
+    )
+    max_steps: int = field(default=1000, metadata={"help": "Optimizer steps to train."})
+    stop_after_steps: Optional[int] = field(
+        default=None,
+        metadata={"help": "End this process after this many optimizer steps with a checkpoint, although the "
+                  "schedule spans max_steps (for time-limited jobs); resume with resume_from_checkpoint: latest."},
+    )
+    learning_rate: float = field(default=3e-4, metadata={"help": "Peak learning rate (AdamW)."})
+    weight_decay: float = field(
+        default=0.01, metadata={"help": "AdamW weight decay (not applied to biases, norms and embeddings)."}
+    )
+    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1."})
+    adam_beta2: float = field(default=0.95, metadata={"help": "AdamW beta2."})
+    adam_epsilon: float = field(default=1e-8, metadata={"help": "AdamW epsilon."})
+    lr_scheduler_type: str = field(
+        default="cosine",
+        metadata={"help": "Schedule from transformers.get_scheduler: linear, cosine, constant_with_warmup, ...",
+                  "choices": ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+                              "constant_with_warmup", "inverse_sqrt", "cosine_with_min_lr",
+                              "warmup_stable_decay")},
+    )
+    warmup_steps: int = field(default=0, metadata={"help": "Linear warmup steps (overrides warmup_ratio when > 0)."})
+    warmup_ratio: float = field(default=0.0, metadata={"help": "Warmup as a fraction of max_steps."})
+    max_grad_norm: float = field(
+        default=1.0, metadata={"help": "Clip the global gradient norm to this value (0 disables clipping)."}
+    )
+    mixed_precision: str = field(
+        default="no",
+        metadata={"help": "no, bf16, fp16, or auto (bf16 on a GPU that supports it, otherwise no).",
+                  "choices": MIXED_PRECISION_CHOICES},
+    )
+    deepspeed_config: Optional[str] = field(
+        default=None,
+        metadata={"help": "DeepSpeed JSON (configs/deepspeed/zero{1,2,3}.json, zero2_offload.json) for runs "
+                  "started with `python` or the `deepspeed` launcher; under `accelerate launch` the "
+                  "accelerate YAML names it instead."},
+    )
+    logging_steps: int = field(default=10, metadata={"help": "Write metrics every this many optimizer steps."})
+    eval_steps: int = field(
+        default=0,
+        metadata={"help": "Evaluate on the held-back graphs every this many steps (0: only before the first "
+                  "and after the last step)."},
+    )
+    save_steps: int = field(default=0, metadata={"help": "Write a checkpoint every this many steps (0: never)."})
+    save_total_limit: int = field(default=2, metadata={"help": "Keep only the newest this many checkpoints."})
+    export_dir: Optional[str] = field(
+        default=None,
+        metadata={"help": "Where the consolidated save_pretrained model + tokenizer + training_summary.json go "
+                  "(default: <output_dir>/final)."},
+    )
+    report_to: list[str] = field(
+        default_factory=lambda: ["csv", "tensorboard"],
+        metadata={"help": "Metric sinks: csv (metrics.csv), tensorboard (tensorboard/).", "choices": REPORT_CHOICES},
+    )
+    plot: bool = field(default=True, metadata={"help": "Write PNG loss / learning-rate curves at the end."})
+    progress_bar: bool = field(default=True, metadata={"help": "Show a tqdm bar with tokens/s, loss, lr."})
+    torch_num_threads: Optional[int] = field(
+        default=None, metadata={"help": "torch.set_num_threads per process (unset: torch's default)."}
+    )
+
+    def validate(self) -> None:
+        for key in ("world_size", "micro_batch_rows", "global_batch_rows", "max_steps", "save_total_limit"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"config key '{key}' must be at least 1, got {getattr(self, key)}")
+        for key in ("logging_steps", "eval_steps", "save_steps", "warmup_steps"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"config key '{key}' must be non-negative, got {getattr(self, key)}")
+        if self.global_batch_rows % (self.micro_batch_rows * self.world_size):
+            raise ConfigError(
+                f"global_batch_rows={self.global_batch_rows} is not a multiple of micro_batch_rows * world_size = "
+                f"{self.micro_batch_rows} * {self.world_size}; pick sizes that divide so gradient accumulation "
+                "is a whole number of micro-batches"
+            )
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ConfigError(f"config key 'warmup_ratio' must be in [0, 1), got {self.warmup_ratio}")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"config key 'learning_rate' must be positive, got {self.learning_rate}")
+
+    @property
+    def gradient_accumulation_steps(self) -> int:
+        return self.global_batch_rows // (self.micro_batch_rows * self.world_size)
+
+    @property
+    def num_warmup_steps(self) -> int:
+        return self.warmup_steps if self.warmup_steps > 0 else math.ceil(self.warmup_ratio * self.max_steps)
+
+
+ARGUMENT_CLASSES = (ModelArguments, DataArguments, ObjectiveArguments, TrainingArguments)
+
+#: keys that may change between a run and its resumption (paths, logging, cadence, reporting).
+RESUMABLE_KEYS = frozenset(
+    {
+        "output_dir", "overwrite_output_dir", "resume_from_checkpoint", "logging_steps", "eval_steps",
+        "save_steps", "save_total_limit", "export_dir", "report_to", "plot", "progress_bar",
+        "torch_num_threads", "tokenizer_name_or_path", "tokenized_corpus", "data_dir", "cache_dir",
+        "deepspeed_config", "model_name_or_path", "stop_after_steps",
+    }
+)
+
+
+@dataclass
+class PretrainConfig:
+    """The four argument groups of one pretraining run."""
+
+    model: ModelArguments
+    data: DataArguments
+    objective: ObjectiveArguments
+    training: TrainingArguments
+    source: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat dict of every key (the same layout as the YAML file)."""
+        out: dict[str, Any] = {}
+        for group in (self.model, self.data, self.objective, self.training):
+            out.update(dataclasses.asdict(group))
+        return out
+
+    def identity(self) -> dict[str, Any]:
+        """The keys that determine the training trajectory (what a resumed run must share).
+
+        Paths and logging cadence are left out (``RESUMABLE_KEYS``); the trainer adds the
+        tokenizer's content hash, the corpus fingerprint and the distributed layout.
+        """
+        return {k: v for k, v in sorted(self.to_dict().items()) if k not in RESUMABLE_KEYS}
+
+    def identity_hash(self, extra: Mapping[str, Any] | None = None) -> str:
+        payload = {**self.identity(), **(extra or {})}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def known_keys() -> dict[str, type]:
+    """Every valid config key and the dataclass that defines it."""
+    keys: dict[str, type] = {}
+    for cls in ARGUMENT_CLASSES:
+        for f in dataclasses.fields(cls):
+            keys[f.name] = cls
+    return keys
+
+
+def check_unknown_keys(values: Mapping[str, Any], source: str) -> None:
+    """Raise :class:`UnknownConfigKeyError` for the first key no dataclass defines, with its close match."""
+    known = known_keys()
+    for key in values:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise UnknownConfigKeyError(
+                f"{source}: unknown config key '{key}'{hint} "
+                f"(valid keys are listed by `python pretrain/run_pretraining.py --help`)"
+            )
+
+
+def parse_overrides(arguments: Sequence[str]) -> dict[str, Any]:
+    """Turn ``['--max_steps', '20', '--seed=3']`` into ``{'max_steps': 20, 'seed': 3}`` (YAML scalars)."""
+    overrides: dict[str, Any] = {}
+    index = 0
+    while index < len(arguments):
+        token = arguments[index]
+        if not token.startswith("--") or token == "--":
+            raise ConfigError(f"command line: expected --key value, got {token!r}")
+        key = token[2:]
+        if "=" in key:
+            key, raw = key.split("=", 1)
+            index += 1
+        else:
+            if index + 1 >= len(arguments):
+                raise ConfigError(f"command line: --{key} needs a value")
+            raw = arguments[index + 1]
+            index += 2
+        overrides[key.replace("-", "_")] = yaml.safe_load(raw)
+    return overrides
+
+
+def load_config(path: str | os.PathLike | None, overrides: Mapping[str, Any] | None = None) -> PretrainConfig:
+    """Read a YAML config (plus overrides) into a :class:`PretrainConfig`.
+
+    Raises:
+        UnknownConfigKeyError: a key no dataclass defines (named, with its close match).
+        ConfigError: a value of the wrong type or out of range (named).
+    """
+    from transformers import HfArgumentParser
+
+    values: dict[str, Any] = {}
+    source = "command line"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; shipped configs are in configs/pretrain/")
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, Mapping):
+            raise ConfigError(f"{path}: a config file must be a YAML mapping of key: value, got {type(loaded).__name__}")
+        values.update(loaded)
+    check_unknown_keys(values, source)
+    if overrides:
+        check_unknown_keys(overrides, "command line")
+        values.update(overrides)
+    parser = HfArgumentParser(ARGUMENT_CLASSES)
+    model, data, objective, training = parser.parse_dict(values, allow_extra_keys=False)
+    return PretrainConfig(model=model, data=data, objective=objective, training=training, source=source)
+
+
+def argument_help() -> str:
+    """Every option with its type, default and help text (for ``--help``)."""
+    lines = []
+    for cls in ARGUMENT_CLASSES:
+        lines.append(f"\n{cls.__name__}: {cls.__doc__.strip().splitlines()[0]}")
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            type_name = getattr(hints[f.name], "__name__", str(hints[f.name]).replace("typing.", ""))
+            lines.append(f"  {f.name} ({type_name}, default {default!r})\n      {f.metadata.get('help', '')}")
+    return "\n".join(lines)

@@ -1,0 +1,54 @@
+"""The recipe ``pretrain/run_pretraining.py``: command line, overrides, printed summary."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import pytest
+from test_training_helpers import REPO, base_config, reset_accelerate_state, write_config, write_run_inputs
+
+from gfm.training import ConfigError, UnknownConfigKeyError, parse_overrides
+
+RECIPE = REPO / "pretrain" / "run_pretraining.py"
+
+
+@pytest.fixture(scope="module")
+def recipe() -> dict:
+    return runpy.run_path(str(RECIPE), run_name="recipe")
+
+
+def test_help_lists_every_option_with_its_documentation(recipe: dict, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        recipe["main"](["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for key in ("mixture_weights", "global_batch_rows", "deepspeed_config", "resume_from_checkpoint", "objectives",
+                "stop_after_steps", "zero3_init"):
+        assert f"  {key} (" in text
+    assert "Sampling weight per domain" in text
+
+
+def test_overrides_are_yaml_scalars() -> None:
+    assert parse_overrides(["--max_steps", "20", "--learning-rate=3e-4", "--mixture_weights", "{a: 2, b: 1}",
+                            "--report_to", "[csv]"]) == {
+        "max_steps": 20, "learning_rate": "3e-4", "mixture_weights": {"a": 2, "b": 1}, "report_to": ["csv"]}
+    with pytest.raises(ConfigError, match="--max_steps needs a value"):
+        parse_overrides(["--max_steps"])
+    with pytest.raises(ConfigError, match="expected --key value, got 'oops'"):
+        parse_overrides(["oops"])
+
+
+def test_recipe_trains_prints_summary_and_accepts_local_rank(recipe: dict, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    inputs = write_run_inputs(tmp_path)
+    config = write_config(tmp_path / "c.yaml", base_config(tmp_path, *inputs))
+    reset_accelerate_state()
+    summary = recipe["main"](["--config", str(config), "--local_rank", "0", "--max_steps", "4"])
+    reset_accelerate_state()
+    assert summary["steps"] == 4
+    out = capsys.readouterr().out
+    assert "exported model + tokenizer" in out
+    assert "eval   next_token/alpha" in out
+    with pytest.raises(UnknownConfigKeyError, match="unknown config key 'max_stepz'; did you mean 'max_steps'"):
+        recipe["main"](["--config", str(config), "--max_stepz", "4"])
