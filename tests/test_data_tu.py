@@ -44,6 +44,11 @@ def test_tu_counts_match_the_source(tu_datasets, name):
     assert not set(dataset.splits["train"].tolist()) & set(dataset.splits["test"].tolist())
 
 
+# AIDS_label_readme.txt: label ids 0.. are C O N Cl F S Se P Na I ...; gfm stores atomic numbers
+AIDS_ATOMIC_NUMBERS = np.array([6, 8, 7, 17, 9, 16, 34, 15, 11, 53, 27, 35, 3, 14, 12, 29, 33, 5, 78, 44, 19, 46, 79,
+                                52, 74, 45, 30, 83, 82, 32, 51, 50, 31, 80, 67, 81, 28, 65])
+
+
 def _raw(data_dir: Path, name: str, suffix: str) -> list[str]:
     return (data_dir / "tudataset" / name / "raw" / f"{name}_{suffix}.txt").read_text().splitlines()
 
@@ -61,7 +66,8 @@ def test_tu_features_and_labels_line_up_with_raw_lines(tu_datasets, data_dir, na
         rows = np.nonzero(indicator == g + 1)[0]
         graph = dataset[g]
         assert graph.num_nodes == rows.size and graph.name == str(g + 1)
-        assert torch.equal(graph.x[:, 0], torch.from_numpy(node_labels[rows]))
+        expected = node_labels[rows] if name == "ENZYMES" else AIDS_ATOMIC_NUMBERS[node_labels[rows]]
+        assert torch.equal(graph.x[:, 0], torch.from_numpy(expected))
         assert torch.allclose(graph.x_cont, torch.from_numpy(attributes[rows]).float())
         assert dataset.task.class_names[int(graph.y)] == str(graph_labels[g])
         assert int(graph.y) == raw_values.index(graph_labels[g])
@@ -76,7 +82,23 @@ def test_tu_edge_labels_line_up(tu_datasets, data_dir):
     edge_labels = np.array(_raw(data_dir, "Mutagenicity", "edge_labels"), dtype=np.int64)
     offset = sum(g.edge_index.shape[1] for g in dataset.graphs[:10])
     graph = dataset[10]
-    assert torch.equal(graph.edge_attr[:, 0], torch.from_numpy(edge_labels[offset : offset + graph.edge_index.shape[1]]))
+    # valence labels 0/1/2 (single/double/triple) become from_smiles bond-type indices 1/2/3
+    assert torch.equal(graph.edge_attr[:, 0], torch.from_numpy(edge_labels[offset : offset + graph.edge_index.shape[1]] + 1))
+
+
+@pytest.mark.data
+def test_tu_chemistry_matches_molecules_from_smiles(tu_datasets, data_dir):
+    """Mutagenicity's atoms and bonds use the same ids as molecules parsed from SMILES."""
+    from gfm.data.molecules import molecules_to_graphs
+
+    dataset = tu_datasets["Mutagenicity"]
+    raw = load_tu_folder(data_dir / "tudataset" / "Mutagenicity" / "raw", chemistry="raw")
+    # Mutagenicity_label_readme.txt: 0 C, 1 O, 2 Cl, 3 H, 4 N
+    assert torch.equal(dataset[0].x[:, 0], torch.tensor([6, 8, 17, 1, 7, 9, 35, 16, 15, 53, 11, 19, 3, 20])[raw[0].x[:, 0]])
+    reference, *_ = molecules_to_graphs(["C=O", "C#N"])
+    assert set(reference[0].x[:, 0].tolist()) == {6, 8} and reference[0].edge_attr[0, 0] == 2
+    assert set(reference[1].edge_attr[:, 0].tolist()) == {3}
+    assert set(dataset[0].edge_attr[:, 0].tolist()) <= {1, 2, 3}
 
 
 @pytest.mark.data

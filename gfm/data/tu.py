@@ -11,6 +11,13 @@ Files of a dataset ``DS`` (in ``<data_dir>/tudataset/DS/raw/`` or ``<data_dir>/t
   ``DS_edge_labels.txt`` -> int64 ``edge_attr``, ``DS_edge_attributes.txt`` -> float32
   ``edge_attr_cont`` (or ``edge_attr`` when there are no edge labels).
 
+Chemical TU datasets (AIDS, Mutagenicity, ...) ship ``DS_label_readme.txt`` mapping node label ids
+to element symbols and edge label ids to bond valences. With ``chemistry="auto"`` (default) such
+labels are rewritten into the convention of molecules parsed from SMILES
+(``torch_geometric.utils.from_smiles``): ``x[:, 0]`` = atomic number and ``edge_attr[:, 0]`` =
+bond-type index (1 single, 2 double, 3 triple), so the same atom or bond gets the same token in
+every molecular dataset; ``chemistry="raw"`` keeps the source's ids.
+
 Graph labels are mapped to class ids ``0..C-1`` in sorted order of the raw values
 (``TaskSpec.class_names`` keeps the raw values). The source ships no split: gfm uses a seeded
 stratified 80/10/10 split (``seed`` option).
@@ -31,7 +38,7 @@ from .dataset import DataFormatError, GraphDataset, TaskSpec
 from .registry import DatasetSource, register
 from .splits import random_split, stratified_split
 
-__all__ = ["load_tu_folder", "TU_DOMAINS"]
+__all__ = ["load_tu_folder", "TU_DOMAINS", "read_label_readme"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,12 +111,62 @@ def _check_lines(path: Path, expected: int, reference: Path, what: str) -> None:
         )
 
 
+def read_label_readme(path: Path) -> dict[str, dict[int, str]]:
+    """Parse a TU ``DS_label_readme.txt`` into ``{"node": {id: text}, "edge": {id: text}}``.
+
+    Only the maps of the first component of the node and edge label sections are read.
+    """
+    maps: dict[str, dict[int, str]] = {}
+    section: str | None = None
+    for line in path.read_text(encoding="latin1").splitlines():
+        lowered = line.strip().lower()
+        if lowered.startswith("node labels were converted"):
+            section = "node"
+        elif lowered.startswith("edge labels were converted"):
+            section = "edge"
+        elif lowered.startswith(("class labels", "node attributes", "edge attributes")):
+            section = None
+        elif section and line.strip() and line.strip()[0].isdigit():
+            key, _, value = line.strip().partition("\t")
+            if value.strip() and key.strip().isdigit():
+                maps.setdefault(section, {})[int(key)] = value.strip()
+    return maps
+
+
+def _chemical_maps(readme: Path) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Lookup arrays label id -> atomic number and label id -> bond-type index, when the readme
+    describes chemistry (every node label an element symbol, every edge label a valence 1-3)."""
+    from rdkit import Chem
+
+    maps = read_label_readme(readme)
+    table = Chem.GetPeriodicTable()
+    # symbol -> atomic number from the table itself (asking RDKit for an unknown symbol logs a trace)
+    elements = {table.GetElementSymbol(number): number for number in range(1, 119)}
+    atoms = None
+    node_map = maps.get("node", {})
+    if node_map:
+        if not all(symbol in elements for symbol in node_map.values()):
+            return None, None  # not element symbols: not a chemistry readme
+        numbers = {key: elements[symbol] for key, symbol in node_map.items()}
+        atoms = np.zeros(max(numbers) + 1, dtype=np.int64)
+        for key, number in numbers.items():
+            atoms[key] = number
+    bonds = None
+    edge_map = maps.get("edge", {})
+    if edge_map and all(v in {"1", "2", "3"} for v in edge_map.values()):
+        bonds = np.zeros(max(edge_map) + 1, dtype=np.int64)
+        for key, valence in edge_map.items():
+            bonds[key] = int(valence)  # from_smiles bond_type index: 1 single, 2 double, 3 triple
+    return atoms, bonds
+
+
 def load_tu_folder(
     folder: str | Path,
     dataset_name: str | None = None,
     domain: str | None = None,
     seed: int = 0,
     fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    chemistry: str = "auto",
 ) -> GraphDataset:
     """Read one TU-format folder into a :class:`GraphDataset` (graph classification/regression).
 
@@ -120,6 +177,8 @@ def load_tu_folder(
         domain: domain tag; default from :data:`TU_DOMAINS`, else ``"other"``.
         seed: seed of the stratified split.
         fractions: train/valid/test fractions.
+        chemistry: ``"auto"`` rewrites element/valence labels described by ``DS_label_readme.txt``
+            into atomic numbers / bond-type indices (as molecules from SMILES); ``"raw"`` keeps ids.
 
     Raises:
         DataFormatError: mismatched line counts, ids out of range, edges across graphs,
@@ -194,6 +253,22 @@ def load_tu_folder(
             shift = np.minimum(table.min(0), 0)
             logger.warning("%s: %s holds negative ids; shifting columns by %s so ids start at 0", dataset_name, suffix, (-shift).tolist())
             table -= shift
+    if chemistry not in ("auto", "raw"):
+        raise ValueError(f"{dataset_name}: chemistry={chemistry!r}; use 'auto' or 'raw'")
+    readme = _file(folder, prefix, "label_readme")
+    if chemistry == "auto" and readme.exists():
+        atoms, bonds = _chemical_maps(readme)
+        for suffix, lookup, what in (("node_labels", atoms, "atomic numbers"), ("edge_labels", bonds, "bond types")):
+            table = node_fields.get(suffix) if suffix == "node_labels" else edge_fields.get(suffix)
+            if lookup is None or table is None:
+                continue
+            if table[:, 0].max() >= lookup.shape[0]:
+                raise DataFormatError(
+                    f"{_file(folder, prefix, suffix)}: label {int(table[:, 0].max())} is not in {readme.name}; "
+                    "pass chemistry='raw' to keep the raw ids"
+                )
+            table[:, 0] = lookup[table[:, 0]]
+            logger.info("%s: %s mapped to %s via %s", dataset_name, suffix, what, readme.name)
     x, x_cont = _pick_fields(node_fields.get("node_labels"), node_fields.get("node_attributes"))
     edge_attr, edge_attr_cont = _pick_fields(edge_fields.get("edge_labels"), edge_fields.get("edge_attributes"))
 
@@ -273,9 +348,16 @@ def _split(tensor: torch.Tensor | None, sizes: list[int]) -> tuple[torch.Tensor,
     return None if tensor is None else torch.split(tensor, sizes, dim=0)
 
 
-def _load(name: str, data_dir: Path | None, domain: str | None = None, seed: int = 0, fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> GraphDataset:
+def _load(
+    name: str,
+    data_dir: Path | None,
+    domain: str | None = None,
+    seed: int = 0,
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    chemistry: str = "auto",
+) -> GraphDataset:
     folder_name = name.split("/", 1)[1]
-    return load_tu_folder(_raw_folder(data_dir, folder_name), dataset_name=name, domain=domain, seed=seed, fractions=tuple(fractions))
+    return load_tu_folder(_raw_folder(data_dir, folder_name), dataset_name=name, domain=domain, seed=seed, fractions=tuple(fractions), chemistry=chemistry)
 
 
 register(
