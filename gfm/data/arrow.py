@@ -43,6 +43,8 @@ from .dataset import GraphDataset, TaskSpec, validate_dataset
 
 __all__ = [
     "FORMAT_VERSION",
+    "batched",
+    "save_row_batches",
     "graph_to_row",
     "row_to_graph",
     "graphs_equal",
@@ -86,7 +88,7 @@ def _quiet_progress_bars() -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
-def _save_batches(
+def save_row_batches(
     batches: Iterable[list[dict[str, Any]]],
     target: Path,
     scratch: Path,
@@ -131,7 +133,7 @@ def _save_batches(
     return rows
 
 
-def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     batch: list[Any] = []
     for item in items:
         batch.append(item)
@@ -362,7 +364,7 @@ def save_graph_dataset(dataset: GraphDataset, directory: str | os.PathLike, cach
     }
     _check_jsonable(meta, f"{dataset.name}: dataset metadata")
     with _quiet_progress_bars(), atomic_directory(directory, overwrite=overwrite) as tmp, tempfile.TemporaryDirectory(dir=tmp) as scratch:
-        _save_batches(_batched(rows(), 512), tmp / GRAPHS_DIR, Path(scratch), _graph_features(), cache_key)
+        save_row_batches(batched(rows(), 512), tmp / GRAPHS_DIR, Path(scratch), _graph_features(), cache_key)
         save_file(flat, str(tmp / TENSORS_FILE), metadata={"format_version": str(FORMAT_VERSION)})
         atomic_write_json(tmp / META_FILE, meta)
     return directory
@@ -530,7 +532,7 @@ def write_rows(
             yield out
 
     with _quiet_progress_bars(), atomic_directory(directory, overwrite=overwrite) as tmp, tempfile.TemporaryDirectory(dir=tmp) as scratch:
-        _save_batches(_batched(encoded(), 1024), tmp / "rows", Path(scratch), features, fingerprint)
+        save_row_batches(batched(encoded(), 1024), tmp / "rows", Path(scratch), features, fingerprint)
         atomic_write_json(tmp / ROWS_META_FILE, {"format_version": FORMAT_VERSION, "json_columns": list(json_columns)})
     return directory
 

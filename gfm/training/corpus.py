@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 import torch
 from torch_geometric.data import Data
 
+from gfm.data.arrow import batched, save_row_batches
 from gfm.utils.io import atomic_directory, atomic_write_json
 
 from .data import CORPUS_METADATA_NAME
@@ -137,8 +139,6 @@ def build_tokenized_corpus(
     tokenizer). The directory appears atomically: an interrupted build leaves nothing behind
     that a later run could mistake for a complete corpus.
     """
-    import datasets as hf_datasets
-
     data_dir = str(data_dir) if data_dir is not None else os.environ.get("GFM_DATA_DIR")
     options = {"max_graphs_per_dataset": max_graphs_per_dataset, "seed": seed, "ego_num_hops": ego_num_hops,
                "ego_max_neighbors": ego_max_neighbors, "max_feature_width": max_feature_width}
@@ -162,9 +162,9 @@ def build_tokenized_corpus(
             records.append(record)
             logger.info("tokenized %s: %d graphs, %d tokens", name, record["graphs"], tokens)
 
-    with atomic_directory(target, overwrite=True) as tmp:
-        table = hf_datasets.Dataset.from_list(list(rows()))
-        table.save_to_disk(str(tmp))
+    with atomic_directory(target, overwrite=True) as tmp, tempfile.TemporaryDirectory(dir=cache_dir) as scratch:
+        # streamed in batches of 1,024 sequences: memory stays bounded by one batch
+        save_row_batches(batched(rows(), 1024), tmp, Path(scratch), fingerprint=key)
         atomic_write_json(tmp / CORPUS_METADATA_NAME, {
             "tokenizer_class": type(tokenizer).__name__, "tokenizer_hash": tokenizer.content_hash,
             "datasets": records, "options": options, "version": CORPUS_VERSION,
