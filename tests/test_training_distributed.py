@@ -14,6 +14,7 @@ world-size check turns that into a named error.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from pathlib import Path
 
@@ -35,6 +36,13 @@ pytestmark = pytest.mark.distributed
 
 TOLERANCE = 1e-6  # relative, per step (measured: <= 2e-8 over 4 steps)
 ACCELERATE = str(Path(PYTHON).with_name("accelerate"))
+
+
+def free_port() -> int:
+    """A port no other run holds: DeepSpeed names its CPU shared-memory buffers after the port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def losses(run_dir: Path) -> dict[tuple[str, int, str], float]:
@@ -76,8 +84,8 @@ def test_two_process_zero_matches_one_process(setup: dict, stage: int) -> None:
                           base_config(root, *setup["inputs"], **setup["common"], world_size=2))
     result = subprocess.run(
         [ACCELERATE, "launch", "--config_file", str(REPO / "configs" / "accelerate" / f"zero{stage}.yaml"),
-         str(setup["driver"]), "--config", str(config)],
-        cwd=REPO, env=subprocess_env(GFM_LOG_LEVEL="WARNING"), capture_output=True, text=True, timeout=900,
+         "--main_process_port", str(free_port()), str(setup["driver"]), "--config", str(config)],
+        cwd=REPO, env=subprocess_env(GFM_LOG_LEVEL="WARNING"), capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     summary = json.loads((root / "run" / "training_summary.json").read_text())

@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from gfm.utils.extensions import release_stale_build_locks
 from gfm.utils.io import atomic_directory, atomic_write_json
 from gfm.utils.seed import set_seed
 
@@ -166,6 +167,7 @@ class Pretrainer:
                     "without DeepSpeed. Unset it (use_cpu: false in the accelerate YAML); gloo is chosen on CPU"
                 )
             plugin = DeepSpeedPlugin(hf_ds_config=self._deepspeed_config(Path(ds_file)))
+            release_stale_build_locks()  # else a build killed earlier makes deepspeed.initialize wait forever
             for key, default in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1")):
                 os.environ.setdefault(key, default)  # a plain `python` run: no MPI discovery
             os.environ.setdefault("MASTER_PORT", str(_free_port()))
