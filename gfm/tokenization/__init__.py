@@ -2,6 +2,8 @@
 
 from .base import AutoGraphTokenizer, GraphTokenizer, TokenizerLoadError, content_hash
 from .eulerian import EulerianTokenizer
+from .input_space import GraphInputProjector
+from .quantized import QuantizedTokenizer
 from .tokenized_graph import (
     TokenizedGraph,
     TokenizedGraphError,
@@ -12,7 +14,9 @@ from .tokenized_graph import (
 __all__ = [
     "AutoGraphTokenizer",
     "EulerianTokenizer",
+    "GraphInputProjector",
     "GraphTokenizer",
+    "QuantizedTokenizer",
     "TokenizedGraph",
     "TokenizedGraphError",
     "TokenizerLoadError",
