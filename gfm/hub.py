@@ -208,6 +208,8 @@ class ModelCardInfo:
 
 
 def _format_value(value: Any) -> str:
+    if value is None:
+        return "-"
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, int):

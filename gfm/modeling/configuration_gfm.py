@@ -68,6 +68,11 @@ class GFMConfig(PretrainedConfig):
         classifier_pooling: how graph classification pools a sample's tokens
             (``"mean"``, ``"first"`` or ``"max"``).
         classifier_dropout: dropout before the task heads.
+        regression_target_mean / regression_target_std: per-target statistics of the training
+            labels (lists of ``num_labels`` floats) for ``problem_type="regression"``. When set,
+            the head predicts standardized targets, the loss is taken on that scale and the
+            logits come back in the targets' own units (``raw * std + mean``); the statistics are
+            saved with the config, so an exported model predicts in original units.
     """
 
     model_type = "gfm"
@@ -105,6 +110,8 @@ class GFMConfig(PretrainedConfig):
         tokenizer_hash: str | None = None,
         classifier_pooling: str = "mean",
         classifier_dropout: float = 0.0,
+        regression_target_mean: list[float] | None = None,
+        regression_target_std: list[float] | None = None,
         **kwargs: Any,
     ) -> None:
         self.vocab_size = int(vocab_size)
@@ -136,6 +143,8 @@ class GFMConfig(PretrainedConfig):
         self.tokenizer_hash = tokenizer_hash
         self.classifier_pooling = classifier_pooling
         self.classifier_dropout = float(classifier_dropout)
+        self.regression_target_mean = None if regression_target_mean is None else [float(v) for v in regression_target_mean]
+        self.regression_target_std = None if regression_target_std is None else [float(v) for v in regression_target_std]
         super().__init__(
             pad_token_id=pad_token_id,
             bos_token_id=bos_token_id,
@@ -178,6 +187,21 @@ class GFMConfig(PretrainedConfig):
             raise GFMConfigError(
                 f"GFMConfig.classifier_pooling={self.classifier_pooling!r}; expected one of {_POOLING_MODES}"
             )
+        if (self.regression_target_mean is None) != (self.regression_target_std is None):
+            raise GFMConfigError(
+                "GFMConfig.regression_target_mean and regression_target_std go together: set both or neither"
+            )
+        if self.regression_target_std is not None:
+            if len(self.regression_target_mean) != len(self.regression_target_std):
+                raise GFMConfigError(
+                    f"GFMConfig.regression_target_mean has {len(self.regression_target_mean)} values but "
+                    f"regression_target_std has {len(self.regression_target_std)}; give one per target"
+                )
+            if not all(v > 0 and v == v and v != float("inf") for v in self.regression_target_std):
+                raise GFMConfigError(
+                    f"GFMConfig.regression_target_std={self.regression_target_std} must be finite and > 0 "
+                    "(a constant target has nothing to learn; drop it or use std 1.0)"
+                )
         if self.problem_type is not None and self.problem_type not in _PROBLEM_TYPES:
             raise GFMConfigError(f"GFMConfig.problem_type={self.problem_type!r}; expected one of {_PROBLEM_TYPES}")
         if self.hidden_act != "silu":

@@ -781,11 +781,35 @@ class _GFMTaskModel(GFMPreTrainedModel):
         return_dict: bool | None,
     ) -> SequenceClassifierOutput | tuple:
         logits = self.score(self.dropout(features))
-        loss = task_loss(logits, labels, self.config) if labels is not None else None
+        loss = None
+        scale = self._target_scale(logits)
+        if scale is not None:  # standardized regression: loss on the standardized scale, logits in units
+            mean, std = scale
+            if labels is not None:
+                standardized = (labels.to(logits.dtype).reshape(logits.shape[0], -1) - mean) / std
+                loss = task_loss(logits, standardized, self.config)
+            logits = logits * std + mean
+        elif labels is not None:
+            loss = task_loss(logits, labels, self.config)
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         if not return_dict:
             return tuple(v for v in (loss, logits, outputs.hidden_states) if v is not None)
         return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+    def _target_scale(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(mean, std)`` ``[num_labels]`` of standardized regression, else ``None``."""
+        config = self.config
+        if config.regression_target_mean is None or config.problem_type not in (None, "regression"):
+            return None
+        if len(config.regression_target_mean) != logits.shape[-1]:
+            raise GFMInputError(
+                f"config.regression_target_mean has {len(config.regression_target_mean)} values but the head "
+                f"predicts {logits.shape[-1]} targets; give one mean and std per target"
+            )
+        config.problem_type = "regression"
+        mean = torch.tensor(config.regression_target_mean, dtype=logits.dtype, device=logits.device)
+        std = torch.tensor(config.regression_target_std, dtype=logits.dtype, device=logits.device)
+        return mean, std
 
     def _backbone(self, arguments: dict) -> BaseModelOutput:
         """Run the backbone on the backbone's share of a head's ``forward`` arguments."""
