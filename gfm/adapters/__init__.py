@@ -1,1 +1,50 @@
-"""Adaptation: task heads and peft adapters over a pretrained gfm backbone."""
+"""Adaptation: task heads and peft adapters over a pretrained gfm backbone.
+
+Public names are imported lazily on first access (``from gfm.adapters import run_finetuning``)::
+
+    heads        head_spec_for_task, load_pretrained_for_task, scratch_model_for_task,
+                 check_labels_for_head, TaskHeadMismatchError
+    adaptation   AdaptationConfig, prepare_for_adaptation, save_adapter, load_adapter,
+                 export_merged, AdapterMismatchError
+    encoding     SamplingConfig, TaskSampleEncoder
+    task data    build_task_items, TaskItems, TaskDataError
+    training     TrainingConfig, train_task_model, predict
+    recipe       FinetuneConfig, run_finetuning, load_finetune_config
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY_EXPORTS: dict[str, str] = {
+    **{name: "gfm.adapters.heads" for name in (
+        "HeadSpec", "TaskHeadMismatchError", "head_spec_for_task", "backbone_of", "load_pretrained_for_task",
+        "scratch_model_for_task", "check_labels_for_head",
+    )},
+    **{name: "gfm.adapters.adaptation" for name in (
+        "AdaptationConfig", "AdapterMismatchError", "prepare_for_adaptation", "parameter_counts",
+        "base_model_fingerprint", "save_adapter", "load_adapter", "export_merged",
+    )},
+    **{name: "gfm.adapters.encoding" for name in ("SamplingConfig", "TaskSampleEncoder", "EncodingError")},
+    **{name: "gfm.adapters.task_data" for name in ("TaskItems", "TaskDataError", "build_task_items")},
+    **{name: "gfm.adapters.training" for name in ("TrainingConfig", "TrainingOutcome", "train_task_model", "predict")},
+    **{name: "gfm.adapters.finetune" for name in (
+        "FinetuneConfig", "FinetuneConfigError", "run_finetuning", "load_finetune_config",
+    )},
+}
+
+__all__ = sorted(_LAZY_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY_EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'gfm.adapters' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_EXPORTS))

@@ -1,1 +1,59 @@
-"""Evaluation: metrics, baselines, the zero-shot protocol and reports."""
+"""Evaluation: metrics, baselines, the zero-shot protocol and reports.
+
+Public names are imported lazily on first access (``from gfm.evaluation import roc_auc``)::
+
+    metrics      accuracy, macro_f1, roc_auc, average_precision, mae, rmse, mrr, hits_at_k,
+                 get_metric, score_outputs
+    controls     SVDProbe, label_propagation_scores, class_prototype_scores, ...
+    baselines    train_gcn_node_classifier, train_gin_graph_model, train_gcn_link_predictor
+    link splits  LinkSplit, link_split_from_dataset, holdout_link_split
+    zero-shot    Access, run_node_classification, run_link_prediction, write_zero_shot_report
+    reports      RunResult, markdown_table, bar_plot, write_report
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY_EXPORTS: dict[str, str] = {
+    **{name: "gfm.evaluation.metrics" for name in (
+        "MetricError", "accuracy", "macro_f1", "roc_auc", "roc_auc_per_task", "average_precision",
+        "average_precision_per_task", "mae", "rmse", "mrr", "hits_at_k", "get_metric", "score_outputs",
+    )},
+    **{name: "gfm.evaluation.controls" for name in (
+        "ControlError", "SVDProbe", "label_propagation_scores", "label_propagation_link_scores",
+        "class_prototype_scores", "normalized_adjacency", "sample_k_labels_per_class",
+    )},
+    **{name: "gfm.evaluation.baselines" for name in (
+        "BaselineConfig", "BaselineError", "train_gcn_node_classifier", "train_gin_graph_model",
+        "train_gcn_link_predictor",
+    )},
+    **{name: "gfm.evaluation.link_splits" for name in (
+        "LinkSplit", "LeakageError", "LinkSplitError", "link_split_from_dataset", "holdout_link_split",
+    )},
+    **{name: "gfm.evaluation.zero_shot" for name in (
+        "Access", "AccessError", "LabelledNodes", "ZeroShotMethod", "GFMZeroShotMethod", "LabelPropagationMethod",
+        "SVDProbeMethod", "run_node_classification", "run_link_prediction", "write_zero_shot_report",
+    )},
+    **{name: "gfm.evaluation.zero_shot_runner" for name in ("ZeroShotConfig", "run_zero_shot", "load_zero_shot_config")},
+    **{name: "gfm.evaluation.reports" for name in (
+        "RunResult", "AccessMismatchError", "summarize", "markdown_table", "per_seed_table", "bar_plot",
+        "write_report", "load_results",
+    )},
+}
+
+__all__ = sorted(_LAZY_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY_EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'gfm.evaluation' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_EXPORTS))

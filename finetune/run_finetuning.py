@@ -1,0 +1,49 @@
+"""Fine-tune a pretrained gfm model on one task: LoRA / full / linear probe, baselines, controls.
+
+::
+
+    python finetune/run_finetuning.py --config configs/finetune/cora.yaml
+    python finetune/run_finetuning.py --config configs/finetune/cora.yaml --seeds '[0]' --epochs 2
+
+Every config key can be overridden as ``--key value`` (YAML syntax). The run writes
+``<output_dir>/<name>.md`` (summary table + every run), ``<name>.png`` (bar plot) and
+``<name>.json`` (all results, with loss curves); LoRA adapters go to ``<output_dir>/adapters``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from gfm.adapters.finetune import FinetuneConfig, load_finetune_config, run_finetuning
+from gfm.evaluation.reports import markdown_table, write_report
+from gfm.training.config import parse_overrides
+from gfm.utils.logging import setup_logging
+
+
+def main(argv: list[str] | None = None) -> list:
+    keys = "\n".join(f"  {f.name}: {f.metadata.get('help', '')}" for f in dataclasses.fields(FinetuneConfig))
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], epilog=f"config keys:\n{keys}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", required=True, help="YAML config (configs/finetune/*.yaml)")
+    args, rest = parser.parse_known_args(argv)
+    setup_logging()
+    config = load_finetune_config(args.config, parse_overrides(rest))
+    results = run_finetuning(config)
+    name = Path(args.config).stem
+    paths = write_report(results, config.output_dir, name=name, title=f"fine-tuning: {config.dataset}")
+    print(markdown_table(results, title=f"fine-tuning: {config.dataset}"))
+    for run in results:
+        if run.method == "lora" and run.total_parameters:
+            print(f"LoRA seed {run.seed}: {run.trainable_parameters:,} of {run.total_parameters:,} parameters trained "
+                  f"({100 * run.trainable_parameters / run.total_parameters:.2f}%)")
+    print(f"report: {paths['markdown']}  plot: {paths['plot']}")
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

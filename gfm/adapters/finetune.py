@@ -1,0 +1,434 @@
+"""The fine-tuning recipe as a library function: one config, every method, several seeds.
+
+``run_finetuning(config)`` loads the dataset (its ``TaskSpec`` decides the head and the
+metric), tokenizes the splits once, and runs, for every seed:
+
+- the adaptation methods on the pretrained checkpoint (``lora``, ``full``, ``linear_probe``);
+- ``scratch``: the same architecture from random initialization, fully trained by the same loop;
+- ``gnn``: the PyG baseline trained from scratch on the same splits (GCN for node and link
+  tasks, GIN for graph tasks);
+- ``controls``: parameter-free comparators (node tasks: label propagation and the SVD probe
+  from the training labels, structure only and, when the graph has features, with them; link
+  tasks: their link counterparts; graph tasks: the training prior, i.e. class frequencies /
+  target means).
+
+Selection is on the validation split only; the test metric is read once at the selected
+checkpoint. Results come back as :class:`~gfm.evaluation.reports.RunResult` records, ready for
+``gfm.evaluation.reports.write_report``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gfm.evaluation.baselines import (
+    BaselineConfig,
+    train_gcn_link_predictor,
+    train_gcn_node_classifier,
+    train_gin_graph_model,
+)
+from gfm.evaluation.controls import SVDProbe, label_propagation_link_scores, label_propagation_scores
+from gfm.evaluation.link_splits import LinkSplit, link_split_from_dataset
+from gfm.evaluation.metrics import score_outputs
+from gfm.evaluation.reports import RunResult
+
+from .adaptation import (
+    ADAPTATION_METHODS,
+    AdaptationConfig,
+    base_model_fingerprint,
+    export_merged,
+    parameter_counts,
+    prepare_for_adaptation,
+    save_adapter,
+)
+from .encoding import SamplingConfig, TaskSampleEncoder
+from .heads import load_pretrained_for_task, scratch_model_for_task
+from .task_data import TaskItems, build_task_items, node_split_index
+from .training import TrainingConfig, train_task_model
+
+__all__ = ["FinetuneConfig", "FinetuneConfigError", "run_finetuning", "load_finetune_config", "METHOD_NAMES"]
+
+logger = logging.getLogger(__name__)
+
+METHOD_NAMES = (*ADAPTATION_METHODS, "scratch", "gnn", "controls")
+
+
+class FinetuneConfigError(ValueError):
+    """A fine-tuning config key is unknown, missing or inconsistent."""
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class FinetuneConfig:
+    """Every option of ``finetune/run_finetuning.py`` (one flat YAML mapping)."""
+
+    dataset: str = field(metadata=_help("registry name of the task dataset, e.g. 'planetoid/cora'"))
+    pretrained: str | None = field(
+        default=None, metadata=_help("pretrained checkpoint directory or hub id (model + tokenizer)")
+    )
+    data_dir: str | None = field(default=None, metadata=_help("data folder (default: $GFM_DATA_DIR)"))
+    output_dir: str = field(default="runs/finetune", metadata=_help("where reports, adapters and exports go"))
+    methods: list[str] = field(
+        default_factory=lambda: ["lora", "scratch", "gnn", "controls"],
+        metadata=_help(f"any of {METHOD_NAMES}"),
+    )
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata=_help("one run per seed and method"))
+    # --- sampling / tokenization ------------------------------------------------------------
+    sampling_method: str = field(default="khop", metadata=_help("node / edge tasks: 'khop' or 'ppr' ego graphs"))
+    num_hops: int = field(default=2, metadata=_help("k of the k-hop ego graphs"))
+    max_neighbors: int = field(default=8, metadata=_help("neighbour cap per hop"))
+    ppr_k: int = field(default=32, metadata=_help("size of PPR ego graphs"))
+    attributes: str = field(
+        default="tokens", metadata=_help("'tokens': the tokenizer writes attributes; 'drop': structure only")
+    )
+    split_index: int = field(default=0, metadata=_help("node tasks with several given splits: which one"))
+    max_train_items: int | None = field(default=None, metadata=_help("cap on training graphs / nodes / positive pairs"))
+    max_eval_items: int | None = field(default=None, metadata=_help("cap on valid / test graphs / nodes / positive pairs"))
+    max_eval_negatives: int | None = field(default=None, metadata=_help("link tasks: cap on evaluation negatives"))
+    long_sequences: str = field(
+        default="error",
+        metadata=_help("graph tasks: a graph longer than the model's positions is an 'error', or 'drop' it from "
+                       "every method's split (listed in the report)"),
+    )
+    num_eval_negatives: int = field(
+        default=10_000, metadata=_help("link tasks without given negatives: negatives sampled per split")
+    )
+    # --- optimization -------------------------------------------------------------------------
+    learning_rate: float = field(default=1e-3, metadata=_help("AdamW learning rate (adapted models)"))
+    scratch_learning_rate: float | None = field(
+        default=None, metadata=_help("learning rate of the from-scratch model (default: learning_rate)")
+    )
+    weight_decay: float = field(default=0.0, metadata=_help("AdamW weight decay"))
+    epochs: int = field(default=10, metadata=_help("passes over the training items"))
+    max_steps: int | None = field(default=None, metadata=_help("cap on optimizer steps"))
+    batch_size: int = field(default=32, metadata=_help("sequences per step"))
+    eval_batch_size: int = field(default=64, metadata=_help("sequences per evaluation forward"))
+    eval_every_steps: int | None = field(default=None, metadata=_help("steps between validations (default: epoch)"))
+    warmup_ratio: float = field(default=0.1, metadata=_help("share of steps with linear warmup"))
+    max_grad_norm: float = field(default=1.0, metadata=_help("gradient clipping (0 = off)"))
+    # --- LoRA -----------------------------------------------------------------------------------
+    lora_r: int = field(default=8, metadata=_help("LoRA rank"))
+    lora_alpha: int = field(default=16, metadata=_help("LoRA alpha"))
+    lora_dropout: float = field(default=0.0, metadata=_help("LoRA dropout"))
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"], metadata=_help("modules LoRA wraps")
+    )
+    max_trainable_fraction: float = field(default=0.05, metadata=_help("LoRA must train at most this share"))
+    save_adapter: bool = field(default=True, metadata=_help("save the LoRA adapter of each seed (peft format)"))
+    export_merged: bool = field(default=False, metadata=_help("also save the merged model of the first seed"))
+    # --- GNN baseline ---------------------------------------------------------------------------
+    gnn_hidden_channels: int = field(default=64, metadata=_help("GCN / GIN width"))
+    gnn_num_layers: int = field(default=2, metadata=_help("GCN / GIN layers"))
+    gnn_dropout: float = field(default=0.5, metadata=_help("GCN / GIN dropout"))
+    gnn_learning_rate: float = field(default=0.01, metadata=_help("GCN / GIN learning rate"))
+    gnn_weight_decay: float = field(default=5e-4, metadata=_help("GCN / GIN weight decay"))
+    gnn_epochs: int = field(default=100, metadata=_help("GCN / GIN epochs"))
+    gnn_batch_size: int = field(default=128, metadata=_help("GIN graphs / link positives per step"))
+    gnn_max_train_edges_per_epoch: int | None = field(default=None, metadata=_help("link GCN: positives per epoch"))
+    num_threads: int | None = field(default=None, metadata=_help("torch threads (None: torch's default)"))
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.methods if m not in METHOD_NAMES]
+        if unknown:
+            raise FinetuneConfigError(f"methods {unknown} are unknown; choose from {list(METHOD_NAMES)}")
+        adapted = [m for m in self.methods if m in ADAPTATION_METHODS]
+        if (adapted or "scratch" in self.methods) and self.pretrained is None:
+            raise FinetuneConfigError(
+                f"methods {adapted or ['scratch']} need `pretrained` (a checkpoint directory or hub id): the adapted "
+                "models start from it and 'scratch' copies its architecture"
+            )
+        if not self.seeds:
+            raise FinetuneConfigError("seeds is empty: give at least one seed")
+        if self.long_sequences not in ("error", "drop"):
+            raise FinetuneConfigError(f"long_sequences={self.long_sequences!r}; use 'error' or 'drop'")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise FinetuneConfigError(f"seeds {self.seeds} repeat")
+
+    def sampling(self) -> SamplingConfig:
+        return SamplingConfig(
+            method=self.sampling_method, num_hops=self.num_hops, max_neighbors=self.max_neighbors,
+            ppr_k=self.ppr_k, attributes=self.attributes,
+        )
+
+    def training(self, scratch: bool = False) -> TrainingConfig:
+        rate = self.scratch_learning_rate if scratch and self.scratch_learning_rate is not None else self.learning_rate
+        return TrainingConfig(
+            learning_rate=rate, weight_decay=self.weight_decay, epochs=self.epochs, max_steps=self.max_steps,
+            batch_size=self.batch_size, eval_batch_size=self.eval_batch_size, eval_every_steps=self.eval_every_steps,
+            warmup_ratio=self.warmup_ratio, max_grad_norm=self.max_grad_norm,
+        )
+
+    def adaptation(self, method: str) -> AdaptationConfig:
+        return AdaptationConfig(
+            method=method, lora_r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
+            target_modules=list(self.target_modules), max_trainable_fraction=self.max_trainable_fraction,
+        )
+
+    def baseline(self, level: str) -> BaselineConfig:
+        return BaselineConfig(
+            hidden_channels=self.gnn_hidden_channels, num_layers=self.gnn_num_layers, dropout=self.gnn_dropout,
+            learning_rate=self.gnn_learning_rate, weight_decay=self.gnn_weight_decay, epochs=self.gnn_epochs,
+            batch_size=self.gnn_batch_size, max_train_edges_per_epoch=self.gnn_max_train_edges_per_epoch,
+        )
+
+
+def load_finetune_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> FinetuneConfig:
+    """Read a YAML config (unknown keys are an error naming the closest valid key)."""
+    import difflib
+
+    import yaml
+    from transformers import HfArgumentParser
+
+    payload = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(payload, dict):
+        raise FinetuneConfigError(f"{path}: a fine-tuning config is a YAML mapping of keys to values")
+    payload.update(overrides or {})
+    known = {f.name for f in dataclasses.fields(FinetuneConfig)}
+    for key in payload:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise FinetuneConfigError(f"{path}: unknown config key '{key}'{hint}")
+    (config,) = HfArgumentParser(FinetuneConfig).parse_dict(payload, allow_extra_keys=False)
+    return config
+
+
+# ---------------------------------------------------------------------------------------------
+# the pieces of a run
+# ---------------------------------------------------------------------------------------------
+def _load_dataset(config: FinetuneConfig):
+    from gfm.data.registry import load
+
+    return load(config.dataset, data_dir=config.data_dir)
+
+
+def _gnn_baseline(config: FinetuneConfig, dataset, link_split: LinkSplit | None, seed: int) -> RunResult:
+    level = dataset.task.level
+    baseline = config.baseline(level)
+    if level == "node":
+        return train_gcn_node_classifier(dataset, baseline, seed, split_index=config.split_index)
+    if level == "graph":
+        return train_gin_graph_model(dataset, baseline, seed)
+    return train_gcn_link_predictor(dataset.graphs[0], link_split, dataset.task.metric, baseline, seed, name=dataset.name)
+
+
+def _controls(config: FinetuneConfig, dataset, link_split: LinkSplit | None, seed: int) -> list[RunResult]:
+    """Parameter-free comparators on the same splits (they use the training labels only)."""
+    task, name = dataset.task, dataset.name
+    results = []
+    if task.level == "node" and task.kind == "classification":
+        data = dataset.graphs[0]
+        train = node_split_index(data.train_mask, config.split_index, "train_mask", name)
+        valid = node_split_index(data.val_mask, config.split_index, "val_mask", name)
+        test = node_split_index(data.test_mask, config.split_index, "test_mask", name)
+        features = data.x.float() if isinstance(getattr(data, "x", None), torch.Tensor) else None
+        probe = SVDProbe(seed=seed)
+        scores = {
+            "label_propagation": label_propagation_scores(data.edge_index, data.y, train, task.num_classes),
+            "svd_probe": probe.node_scores(data.edge_index, data.y, train, None, task.num_classes),
+        }
+        if features is not None:
+            scores["svd_probe+features"] = probe.node_scores(data.edge_index, data.y, train, features, task.num_classes)
+        for method, values in scores.items():
+            results.append(RunResult(
+                method=method, task=name, metric=task.metric, seed=seed, role="control",
+                test=score_outputs(task.metric, task.kind, data.y[test], values[test]),
+                valid=score_outputs(task.metric, task.kind, data.y[valid], values[valid]),
+            ))
+    elif task.level == "edge":
+        from gfm.evaluation.metrics import get_metric
+
+        metric = get_metric(task.metric)
+        probe = SVDProbe(seed=seed)
+        states = torch.nn.functional.normalize(probe.embed(link_split.train_graph, link_split.num_nodes), dim=1)
+        scorers = {
+            "label_propagation": lambda pairs: label_propagation_link_scores(link_split.train_graph, link_split.num_nodes, pairs),
+            "svd_probe": lambda pairs: (states[pairs[0]] * states[pairs[1]]).sum(1),
+        }
+        for method, score in scorers.items():
+            values = {w: metric.function(score(getattr(link_split, f"{w}_pos")), score(getattr(link_split, f"{w}_neg")))
+                      for w in ("valid", "test")}
+            results.append(RunResult(method=method, task=name, metric=metric.name, seed=seed, role="control",
+                                     test=values["test"], valid=values["valid"]))
+    elif task.level == "graph":
+        results.append(_prior_control(dataset, seed))
+    return results
+
+
+def _prior_control(dataset, seed: int) -> RunResult:
+    """Predict the training prior for every graph: class frequencies, label rates or target means."""
+    task = dataset.task
+    from gfm.evaluation.baselines import graph_targets
+
+    split_targets = {s: graph_targets([dataset.graphs[i] for i in dataset.splits[s].tolist()], task.kind)
+                     for s in ("train", "valid", "test")}
+    train = split_targets["train"]
+    if task.kind == "classification":
+        prior = torch.bincount(train, minlength=task.num_classes).float().log()
+    else:
+        prior = torch.nanmean(train, dim=0)
+        if task.kind == "multilabel":
+            prior = torch.logit(prior.clamp(1e-4, 1 - 1e-4))
+
+    def outputs(split: str) -> torch.Tensor:
+        return prior.expand(split_targets[split].shape[0], -1).clone()
+
+    values = {}
+    for split in ("valid", "test"):
+        try:
+            values[split] = score_outputs(task.metric, task.kind, split_targets[split], outputs(split))
+        except ValueError as err:
+            logger.info("prior control on %s %s: %s", dataset.name, split, err)
+            values[split] = float("nan")
+    return RunResult(method="prior", task=dataset.name, metric=task.metric, seed=seed, role="control",
+                     test=values["test"], valid=values["valid"])
+
+
+def _standardize_regression_head(model: torch.nn.Module, items: TaskItems) -> None:
+    """Regression: the head learns standardized targets (training-split mean / std per target).
+
+    Without it a fresh head starts at 0 against targets of tens or hundreds (TPSA, QM8 energies)
+    and spends its steps learning the offset; the model still predicts in the targets' units.
+    """
+    if items.kind != "regression":
+        return
+    targets = items.targets["train"].double().reshape(len(items.samples["train"]), -1)
+    observed = ~torch.isnan(targets)
+    counts = observed.sum(0).clamp(min=1)
+    mean = torch.where(observed, targets, 0.0).sum(0) / counts
+    variance = torch.where(observed, (targets - mean) ** 2, 0.0).sum(0) / (counts - 1).clamp(min=1)
+    std = variance.sqrt()
+    std = torch.where(std > 0, std, torch.ones_like(std))  # a constant target keeps unit scale
+    model.config.regression_target_mean = mean.tolist()
+    model.config.regression_target_std = std.tolist()
+
+
+def _gfm_run(
+    config: FinetuneConfig, method: str, dataset, items: TaskItems, encoder: TaskSampleEncoder, seed: int,
+    output_dir: Path,
+) -> RunResult:
+    task = dataset.task
+    model, tokenizer = load_pretrained_for_task(config.pretrained, task)
+    fingerprint = None
+    if method == "scratch":
+        model = scratch_model_for_task(model.config, task, seed)
+        training = config.training(scratch=True)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            # the new head's initialization follows the seed (normal(0, initializer_range), as transformers)
+            torch.nn.init.normal_(model.score.weight, std=model.config.initializer_range)
+            torch.nn.init.zeros_(model.score.bias)
+        fingerprint = base_model_fingerprint(model)
+        model = prepare_for_adaptation(model, config.adaptation(method))
+        training = config.training()
+    _standardize_regression_head(model, items)
+    trainable, total = parameter_counts(model)
+    logger.info("%s %s seed %d: %d of %d parameters train (%.3f%%)", dataset.name, method, seed, trainable, total,
+                100 * trainable / total)
+    outcome = train_task_model(model, encoder, items, training, seed)
+    extra: dict[str, Any] = {"seconds": outcome.seconds, "valid_steps": outcome.valid_steps,
+                             "trainable_fraction": trainable / total}
+    if method == "lora" and config.save_adapter:
+        adapter_dir = output_dir / "adapters" / f"{_slug(dataset.name)}-seed{seed}"
+        save_adapter(model, adapter_dir, config.pretrained, fingerprint)
+        extra["adapter_dir"] = str(adapter_dir)
+        if config.export_merged and seed == config.seeds[0]:
+            merged_dir = output_dir / "merged" / f"{_slug(dataset.name)}-seed{seed}"
+            export_merged(model, tokenizer, merged_dir, overwrite=True)
+            extra["merged_dir"] = str(merged_dir)
+    return RunResult(
+        method=method, task=dataset.name, metric=items.metric.name, seed=seed, test=outcome.test,
+        valid=outcome.best_valid, role="baseline" if method == "scratch" else "method",
+        train_losses=outcome.train_losses, valid_curve=outcome.valid_curve, selected_step=outcome.best_step,
+        trainable_parameters=trainable, total_parameters=total, extra=extra,
+    )
+
+
+def _restricted_to_items(dataset, items: TaskItems, config: FinetuneConfig):
+    """``dataset`` cut down to the gfm models' items, so the baselines and controls train and
+    are scored on the same graphs / nodes after the caps (``max_*_items``) and long-sequence drops.
+
+    Graph tasks: the splits become ``items.ids``. Node tasks with a cap: ``[N]`` masks of the
+    capped node sets replace the given masks. Link tasks share one ``LinkSplit`` already.
+    """
+    capped = config.max_train_items is not None or config.max_eval_items is not None
+    if dataset.task.level == "graph" and (capped or items.dropped):
+        return dataclasses.replace(dataset, splits=dict(items.ids))
+    if dataset.task.level == "node" and capped:
+        data = dataset.graphs[0].clone()
+        for split, key in zip(("train", "valid", "test"), ("train_mask", "val_mask", "test_mask")):
+            mask = torch.zeros(int(data.num_nodes), dtype=torch.bool)
+            mask[items.ids[split]] = True
+            data[key] = mask
+        return dataclasses.replace(dataset, graphs=[data])
+    return dataset
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+def run_finetuning(config: FinetuneConfig, dataset=None) -> list[RunResult]:
+    """Run every configured method and seed; return the per-seed results.
+
+    Args:
+        config: the run config.
+        dataset: an already loaded ``GraphDataset`` (default: ``gfm.data.load(config.dataset)``).
+    """
+    started = time.perf_counter()
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    dataset = dataset if dataset is not None else _load_dataset(config)
+    output_dir = Path(config.output_dir)
+    task = dataset.task
+    link_split = None
+    if task.level == "edge":
+        link_split = link_split_from_dataset(dataset, num_eval_negatives=config.num_eval_negatives, seed=0)
+        if config.max_eval_items is not None or config.max_eval_negatives is not None:
+            # every method (gfm, GCN, controls) is scored on the same evaluation subsample
+            link_split = link_split.subsample(config.max_eval_items, config.max_eval_negatives, seed=0)
+    gfm_methods = [m for m in config.methods if m in ADAPTATION_METHODS or m == "scratch"]
+    items = encoder = None
+    if gfm_methods:
+        probe_model, tokenizer = load_pretrained_for_task(config.pretrained, task)
+        encoder = TaskSampleEncoder(
+            tokenizer, config.sampling(), node_feature_dim=probe_model.config.node_feature_dim,
+            max_length=probe_model.config.max_position_embeddings,
+        )
+        del probe_model
+    results: list[RunResult] = []
+    for seed in config.seeds:
+        baseline_dataset = dataset
+        if gfm_methods:
+            items = build_task_items(
+                dataset, encoder, seed=seed, split_index=config.split_index, max_train_items=config.max_train_items,
+                max_eval_items=None if task.level == "edge" else config.max_eval_items, link_split=link_split,
+                max_length=encoder.max_length, long_sequences=config.long_sequences,
+            )
+            baseline_dataset = _restricted_to_items(dataset, items, config)
+        for method in config.methods:
+            first_new = len(results)
+            if method in ADAPTATION_METHODS or method == "scratch":
+                results.append(_gfm_run(config, method, dataset, items, encoder, seed, output_dir))
+            elif method == "gnn":
+                results.append(_gnn_baseline(config, baseline_dataset, link_split, seed))
+            elif method == "controls":
+                results.extend(_controls(config, baseline_dataset, link_split, seed))
+            if items is not None and items.dropped:
+                for run in results[first_new:]:
+                    run.extra["dropped_long_graphs"] = {k: len(v) for k, v in items.dropped.items()}
+            logger.info("%s seed %d %s done", dataset.name, seed, method)
+    logger.info("%s: %d runs in %.0f s", dataset.name, len(results), time.perf_counter() - started)
+    return results

@@ -1,0 +1,173 @@
+"""Train a gfm task model on :class:`~gfm.adapters.task_data.TaskItems`; select on validation.
+
+A loop a reader can hold in their head: AdamW over the trainable parameters, transformers'
+linear warmup + decay schedule, gradient clipping, an evaluation on the validation split every
+``eval_every_steps``, and a copy of the trainable parameters at the best validation metric,
+restored at the end. The test split is scored once, after selection.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from transformers import get_linear_schedule_with_warmup
+
+from gfm.evaluation.metrics import score_outputs
+from gfm.utils.seed import set_seed
+
+from .encoding import TaskSampleEncoder
+from .heads import check_labels_for_head
+from .task_data import TaskItems
+
+__all__ = ["TrainingConfig", "TrainingOutcome", "predict", "score_split", "evaluate_split", "train_task_model"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingConfig:
+    """Optimization of a gfm task model.
+
+    Attributes:
+        learning_rate / weight_decay: AdamW.
+        epochs: passes over the training items (bounded by ``max_steps``).
+        max_steps: optional cap on optimizer steps.
+        batch_size: sequences per step.
+        eval_batch_size: sequences per forward pass at evaluation.
+        eval_every_steps: steps between validation evaluations (default: once per epoch).
+        warmup_ratio: share of steps with linear warmup.
+        max_grad_norm: gradient clipping (0 = off).
+    """
+
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    epochs: int = 10
+    max_steps: int | None = None
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    eval_every_steps: int | None = None
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+
+
+@dataclass
+class TrainingOutcome:
+    """What :func:`train_task_model` measured (the model holds the selected weights)."""
+
+    train_losses: list[float] = field(default_factory=list)
+    valid_curve: list[float] = field(default_factory=list)
+    valid_steps: list[int] = field(default_factory=list)
+    best_valid: float | None = None
+    best_step: int | None = None
+    test: float | None = None
+    seconds: float = 0.0
+
+
+@torch.no_grad()
+def predict(model: nn.Module, encoder: TaskSampleEncoder, samples, batch_size: int = 64) -> torch.Tensor:
+    """Model outputs ``[n, num_labels]`` for ``samples`` (in order), in eval mode."""
+    was_training = model.training
+    model.eval()
+    outputs = []
+    for _, batch in encoder.batches(samples, batch_size):
+        outputs.append(model(**batch).logits.float())
+    model.train(was_training)
+    return torch.cat(outputs)
+
+
+def score_split(items: TaskItems, split: str, outputs: torch.Tensor) -> float:
+    """The task metric of ``outputs`` on a split (link tasks: positives first, then negatives)."""
+    targets = items.targets[split]
+    if items.kind == "link":
+        count = items.num_positives[split]
+        scores = outputs[:, 0]
+        return items.metric.function(scores[:count], scores[count:])
+    return score_outputs(items.metric, items.kind, targets, outputs)
+
+
+def evaluate_split(model: nn.Module, encoder: TaskSampleEncoder, items: TaskItems, split: str, batch_size: int = 64) -> float:
+    """The task metric of ``model`` on ``items.samples[split]`` (eval mode, no gradient)."""
+    return score_split(items, split, predict(model, encoder, items.samples[split], batch_size))
+
+
+def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def _improves(valid: float, best: float | None, higher_is_better: bool) -> bool:
+    """Whether ``valid`` beats ``best`` (an undefined NaN validation score never beats a number)."""
+    if best is None or math.isnan(best):
+        return True
+    if math.isnan(valid):
+        return False
+    return valid > best if higher_is_better else valid < best
+
+
+def train_task_model(
+    model: nn.Module,
+    encoder: TaskSampleEncoder,
+    items: TaskItems,
+    config: TrainingConfig,
+    seed: int,
+) -> TrainingOutcome:
+    """Train ``model``'s trainable parameters on ``items['train']``; keep the best on ``valid``.
+
+    Raises:
+        gfm.adapters.heads.TaskHeadMismatchError: the training targets do not fit the head.
+    """
+    check_labels_for_head(model, items.targets["train"], what=f"{items.name} training targets")
+    set_seed(seed)
+    generator = torch.Generator().manual_seed(int(seed))
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    if not parameters:
+        raise ValueError("train_task_model: the model has no trainable parameter")
+    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+    num_train = len(items.samples["train"])
+    steps_per_epoch = math.ceil(num_train / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    eval_every = config.eval_every_steps or steps_per_epoch
+    higher = items.metric.higher_is_better
+    outcome = TrainingOutcome()
+    best_state = None
+    started = time.perf_counter()
+    step = 0
+    model.train()
+    targets = items.targets["train"]
+    while step < total_steps:
+        order = torch.randperm(num_train, generator=generator).tolist()
+        for chosen, batch in encoder.batches(items.samples["train"], config.batch_size, order):
+            batch["labels"] = targets[chosen]
+            loss = model(**batch).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            outcome.train_losses.append(loss.item())
+            if step % eval_every == 0 or step == total_steps:
+                valid = evaluate_split(model, encoder, items, "valid", config.eval_batch_size)
+                outcome.valid_curve.append(valid)
+                outcome.valid_steps.append(step)
+                if _improves(valid, outcome.best_valid, higher):
+                    outcome.best_valid, outcome.best_step = valid, step
+                    best_state = _trainable_state(model)
+                logger.info("%s step %d: loss %.4f, valid %s %.4f", items.name, step, outcome.train_losses[-1], items.metric.name, valid)
+            if step >= total_steps:
+                break
+    with torch.no_grad():
+        named = dict(model.named_parameters())
+        for name, value in best_state.items():
+            named[name].copy_(value)
+    outcome.test = evaluate_split(model, encoder, items, "test", config.eval_batch_size)
+    outcome.seconds = time.perf_counter() - started
+    return outcome

@@ -1,0 +1,175 @@
+"""The zero-shot recipe as a library function (``finetune/run_zero_shot.py`` is a thin wrapper).
+
+For every dataset, access and seed it runs the gfm model (when a checkpoint is given) and the
+three controls - label propagation, the SVD probe, and a randomly initialized gfm model of the
+same architecture - under the same declared :class:`~gfm.evaluation.zero_shot.Access`:
+
+- node classification under each ``node_accesses`` entry (a ``k_labels`` access, for each k
+  of ``labels_per_class``);
+- link prediction on held-out edges under each ``link_accesses`` entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .controls import SVDProbe
+from .link_splits import holdout_link_split
+from .reports import RunResult
+from .zero_shot import (
+    Access,
+    AccessError,
+    GFMZeroShotMethod,
+    LabelPropagationMethod,
+    SVDProbeMethod,
+    run_link_prediction,
+    run_node_classification,
+)
+
+__all__ = ["ZeroShotConfig", "ZeroShotConfigError", "load_zero_shot_config", "run_zero_shot"]
+
+logger = logging.getLogger(__name__)
+
+
+class ZeroShotConfigError(ValueError):
+    """A zero-shot config key is unknown or inconsistent."""
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class ZeroShotConfig:
+    """Every option of ``finetune/run_zero_shot.py`` (one flat YAML mapping)."""
+
+    datasets: list[str] = field(metadata=_help("registry names of node-classification graphs"))
+    pretrained: str | None = field(
+        default=None, metadata=_help("checkpoint directory or hub id; without it only the parameter-free controls run")
+    )
+    data_dir: str | None = field(default=None, metadata=_help("data folder (default: $GFM_DATA_DIR)"))
+    output_dir: str = field(default="runs/zero_shot", metadata=_help("where the report goes"))
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata=_help("seeds (label draws, splits, init)"))
+    node_accesses: list[str] = field(
+        default_factory=lambda: ["structure+k_labels", "structure+features+k_labels"],
+        metadata=_help("accesses for node classification (each needs k labels)"),
+    )
+    labels_per_class: list[int] = field(default_factory=lambda: [20], metadata=_help("k values of the k_labels accesses"))
+    link_accesses: list[str] = field(
+        default_factory=lambda: ["structure"], metadata=_help("accesses for held-out link prediction ([] = skip)")
+    )
+    link_metric: str = field(default="hits@20", metadata=_help("link metric (hits@k or mrr)"))
+    link_valid_fraction: float = field(default=0.05, metadata=_help("share of edges held out for validation"))
+    link_test_fraction: float = field(default=0.1, metadata=_help("share of edges held out for test"))
+    svd_rank: int = field(default=256, metadata=_help("SVD probe rank"))
+    svd_hops: int = field(default=3, metadata=_help("SVD probe smoothing hops"))
+    num_hops: int = field(default=2, metadata=_help("gfm ego graphs: hops"))
+    max_neighbors: int = field(default=8, metadata=_help("gfm ego graphs: neighbour cap"))
+    attributes: str = field(default="drop", metadata=_help("gfm: 'tokens' to tokenize attributes, 'drop' for structure"))
+    batch_size: int = field(default=64, metadata=_help("sequences per gfm forward"))
+    num_threads: int | None = field(default=None, metadata=_help("torch threads (None: torch's default)"))
+
+    def __post_init__(self) -> None:
+        for text in self.node_accesses:
+            for k in self.labels_per_class:
+                access = Access.parse(text, k if "k_labels" in text else None)
+                if not access.labels_per_class:
+                    raise ZeroShotConfigError(
+                        f"node_accesses: {text!r} shows no labels; node classification needs a k_labels access"
+                    )
+        for text in self.link_accesses:
+            Access.parse(text)
+
+    def accesses(self) -> tuple[list[Access], list[Access]]:
+        node = []
+        for text in self.node_accesses:
+            if "k_labels" in text:
+                node.extend(Access.parse(text, k) for k in self.labels_per_class)
+            else:
+                node.append(Access.parse(text))
+        return node, [Access.parse(text) for text in self.link_accesses]
+
+
+def load_zero_shot_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> ZeroShotConfig:
+    """Read a YAML config (an unknown key is an error naming the closest valid key)."""
+    import difflib
+
+    import yaml
+    from transformers import HfArgumentParser
+
+    payload = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(payload, dict):
+        raise ZeroShotConfigError(f"{path}: a zero-shot config is a YAML mapping of keys to values")
+    payload.update(overrides or {})
+    known = {f.name for f in dataclasses.fields(ZeroShotConfig)}
+    for key in payload:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ZeroShotConfigError(f"{path}: unknown config key '{key}'{hint}")
+    (config,) = HfArgumentParser(ZeroShotConfig).parse_dict(payload, allow_extra_keys=False)
+    return config
+
+
+def _gfm_factory(config: ZeroShotConfig, task):
+    """``seed -> [gfm, random_init]`` methods, or ``None`` without a checkpoint."""
+    if config.pretrained is None:
+        return None
+    from gfm.adapters.encoding import SamplingConfig, TaskSampleEncoder
+    from gfm.adapters.heads import load_pretrained_for_task
+
+    model, tokenizer = load_pretrained_for_task(config.pretrained, task)
+    encoder = TaskSampleEncoder(
+        tokenizer,
+        SamplingConfig(num_hops=config.num_hops, max_neighbors=config.max_neighbors, attributes=config.attributes),
+        node_feature_dim=model.config.node_feature_dim,
+        max_length=model.config.max_position_embeddings,
+    )
+    pretrained = GFMZeroShotMethod(model, encoder, batch_size=config.batch_size)
+
+    def methods(seed: int):
+        return [pretrained, GFMZeroShotMethod.random_init(model, encoder, seed=seed, batch_size=config.batch_size)]
+
+    return methods
+
+
+def run_zero_shot(config: ZeroShotConfig) -> list[RunResult]:
+    """Run the protocol on every dataset, access and seed; return all results."""
+    import torch
+
+    from gfm.data.registry import load
+
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    node_accesses, link_accesses = config.accesses()
+    probe = SVDProbe(rank=config.svd_rank, hops=config.svd_hops)
+    results: list[RunResult] = []
+    for name in config.datasets:
+        dataset = load(name, data_dir=config.data_dir)
+        if dataset.task.level != "node" or dataset.task.kind != "classification":
+            raise AccessError(f"{name}: the zero-shot recipe takes node-classification graphs, got {dataset.task.summary()}")
+        gfm_methods = _gfm_factory(config, dataset.task)
+
+        def methods(seed: int, gfm_methods=gfm_methods):
+            controls = [LabelPropagationMethod(), SVDProbeMethod(dataclasses.replace(probe, seed=seed))]
+            return (gfm_methods(seed) if gfm_methods else []) + controls
+
+        for access in node_accesses:
+            results += run_node_classification(dataset, methods, access, config.seeds)
+        data = dataset.graphs[0]
+
+        def split_for_seed(seed: int, data=data, name=name):
+            return holdout_link_split(
+                data, f"{name} links", config.link_valid_fraction, config.link_test_fraction, seed=seed
+            )
+
+        for access in link_accesses:
+            results += run_link_prediction(
+                data, split_for_seed, methods, access, config.seeds, config.link_metric, f"{name} links"
+            )
+    return results

@@ -1,0 +1,175 @@
+"""Controls (label propagation, SVD probe, prototypes) and link splits against plain references."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch_geometric.data import Data
+
+from gfm.data.registry import load
+from gfm.evaluation.controls import (
+    ControlError,
+    SVDProbe,
+    class_prototype_scores,
+    label_propagation_link_scores,
+    label_propagation_scores,
+    normalized_adjacency,
+    sample_k_labels_per_class,
+)
+from gfm.evaluation.link_splits import (
+    LeakageError,
+    LinkSplit,
+    LinkSplitError,
+    holdout_link_split,
+    link_split_from_dataset,
+)
+from gfm.evaluation.metrics import accuracy
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def karate() -> Data:
+    return load("packaged/karate").graphs[0]
+
+
+def dense_normalized(edge_index: torch.Tensor, num_nodes: int, self_loops: bool) -> torch.Tensor:
+    adjacency = torch.zeros(num_nodes, num_nodes)
+    for u, v in edge_index.t().tolist():
+        adjacency[u, v] = adjacency[v, u] = 1.0
+    if self_loops:
+        adjacency += torch.eye(num_nodes)
+    degree = adjacency.sum(1).clamp(min=1)
+    return adjacency / degree.sqrt()[:, None] / degree.sqrt()[None, :]
+
+
+def test_normalized_adjacency_matches_dense(karate):
+    expected = dense_normalized(karate.edge_index, karate.num_nodes, self_loops=True)
+    assert torch.allclose(normalized_adjacency(karate.edge_index, karate.num_nodes).to_dense(), expected, atol=1e-6)
+
+
+def test_prototypes_match_a_loop(karate):
+    generator = torch.Generator().manual_seed(0)
+    states = torch.randn(karate.num_nodes, 5, generator=generator)
+    labelled = torch.tensor([0, 1, 2, 30, 31, 33])
+    scores = class_prototype_scores(states, karate.y, labelled)
+    for node in range(karate.num_nodes):
+        for cls in range(2):
+            members = [i for i in labelled.tolist() if int(karate.y[i]) == cls]
+            prototype = torch.stack([states[i] / states[i].norm() for i in members]).mean(0)
+            expected = torch.dot(states[node] / states[node].norm(), prototype / prototype.norm())
+            assert scores[node, cls] == pytest.approx(float(expected), abs=1e-5)
+    with pytest.raises(ControlError, match=r"class\(es\) \[1\] have no labelled node"):
+        class_prototype_scores(states, karate.y, torch.tensor([0]), num_classes=2)
+
+
+def test_label_propagation_matches_dense_iteration(karate):
+    labelled = torch.tensor([0, 33])
+    scores = label_propagation_scores(karate.edge_index, karate.y, labelled, num_layers=30, alpha=0.9)
+    matrix = dense_normalized(karate.edge_index, karate.num_nodes, self_loops=False)
+    seeds = torch.zeros(karate.num_nodes, 2)
+    seeds[labelled, karate.y[labelled]] = 1.0
+    out = seeds.clone()
+    for _ in range(30):
+        out = (0.9 * matrix @ out + 0.1 * seeds).clamp(0, 1)
+    assert torch.allclose(scores, out, atol=1e-5)
+    # the two leaders' clubs are recovered for most members from two labels alone
+    assert accuracy(karate.y, scores) > 0.8
+
+    pairs = torch.tensor([[0, 0, 5], [1, 33, 6]])
+    link = label_propagation_link_scores(karate.edge_index, karate.num_nodes, pairs, num_layers=10, alpha=0.9)
+    indicator = torch.zeros(karate.num_nodes, 3)
+    indicator[pairs[0], torch.arange(3)] = 1.0
+    out = indicator.clone()
+    for _ in range(10):
+        out = 0.9 * matrix @ out + 0.1 * indicator
+    assert torch.allclose(link, out[pairs[1], torch.arange(3)], atol=1e-6)
+
+
+def test_svd_probe_is_deterministic_and_uses_features_only_when_given(karate):
+    probe = SVDProbe(rank=8, hops=2, seed=3)
+    first = probe.embed(karate.edge_index, karate.num_nodes)
+    assert torch.equal(first, probe.embed(karate.edge_index, karate.num_nodes))
+    assert first.shape == (karate.num_nodes, 8)
+    features = torch.randn(karate.num_nodes, 6, generator=torch.Generator().manual_seed(0))
+    with_features = probe.embed(karate.edge_index, karate.num_nodes, features)
+    assert with_features.shape == (karate.num_nodes, 8 + 5)  # feature rank capped at F - 1
+    assert torch.equal(with_features[:, :8], first)
+    # rows are unit vectors per channel
+    assert torch.allclose(first.norm(dim=1), torch.ones(karate.num_nodes), atol=1e-5)
+
+
+def test_sample_k_labels_per_class(karate):
+    candidates = karate.train_mask
+    chosen = sample_k_labels_per_class(karate.y, candidates, k=3, seed=7)
+    assert chosen.numel() == 6 and bool(candidates[chosen].all())
+    assert torch.bincount(karate.y[chosen]).tolist() == [3, 3]
+    assert torch.equal(chosen, sample_k_labels_per_class(karate.y, candidates, k=3, seed=7))
+    with pytest.raises(ControlError, match="fewer than k=50"):
+        sample_k_labels_per_class(karate.y, candidates, k=50, seed=0)
+
+
+def test_holdout_link_split_never_leaks(karate):
+    split = holdout_link_split(karate, "karate", valid_fraction=0.1, test_fraction=0.2, seed=0)
+    num_nodes = karate.num_nodes
+
+    def keys(pairs):
+        low, high = pairs.min(0).values, pairs.max(0).values
+        return set((low * num_nodes + high).tolist())
+
+    test_keys = keys(split.test_pos) | keys(split.valid_pos)
+    assert not keys(split.train_graph) & test_keys  # no held-out edge in the readable graph
+    negatives = split.sample_train_negatives(500, torch.Generator().manual_seed(1))
+    assert not keys(negatives) & (test_keys | keys(split.train_pos))
+    assert bool((negatives[0] != negatives[1]).all())
+    assert not keys(split.test_neg) & (test_keys | keys(split.train_pos))
+    # all positives are accounted for exactly once
+    assert len(keys(split.train_pos)) + len(test_keys) == len(keys(karate.edge_index))
+    with pytest.raises(LeakageError, match="held-out edge .* is in the graph the model reads"):
+        LinkSplit("karate", num_nodes, False, karate.edge_index, split.train_pos, split.valid_pos, split.test_pos,
+                  split.valid_neg, split.test_neg).check_no_leakage()
+    with pytest.raises(LinkSplitError, match="the test split has no positive edges"):
+        LinkSplit("karate", num_nodes, False, split.train_graph, split.train_pos, split.valid_pos,
+                  torch.zeros(2, 0, dtype=torch.long), split.valid_neg, split.test_neg)
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_ddi_negatives_and_training_edges_are_never_test_edges(data_dir):
+    dataset = load("linkpred/ddi", data_dir=data_dir)
+    split = link_split_from_dataset(dataset, num_eval_negatives=20_000, seed=0)
+    n = split.num_nodes
+
+    def keys(pairs):
+        return torch.unique(pairs.min(0).values * n + pairs.max(0).values)
+
+    test = keys(torch.cat([split.test_pos, split.valid_pos], dim=1))
+    negatives = split.sample_train_negatives(200_000, torch.Generator().manual_seed(0))
+    for what, pairs in (("train graph", split.train_graph), ("train negatives", negatives),
+                        ("test negatives", split.test_neg), ("valid negatives", split.valid_neg)):
+        assert not bool(torch.isin(keys(pairs), test).any()), what
+    assert not bool(torch.isin(keys(negatives), keys(split.train_pos)).any())
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_svd_probe_on_cora_public_split(data_dir):
+    """The parameter-free probe with the standard 20 labels per class (figure in docs/adaptation.md)."""
+    cora = load("planetoid/cora", data_dir=data_dir).graphs[0]
+    probe = SVDProbe(rank=256, hops=3)
+    structure = probe.node_scores(cora.edge_index, cora.y, cora.train_mask)
+    with_features = probe.node_scores(cora.edge_index, cora.y, cora.train_mask, features=cora.x)
+    lp = label_propagation_scores(cora.edge_index, cora.y, cora.train_mask)
+    test = cora.test_mask
+    chance = float(torch.bincount(cora.y[test]).max()) / int(test.sum())
+    acc = {name: accuracy(cora.y[test], s[test]) for name, s in
+           (("structure", structure), ("features", with_features), ("lp", lp))}
+    print(acc)
+    assert acc["structure"] > chance + 0.3
+    assert acc["features"] > acc["structure"]

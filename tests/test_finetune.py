@@ -1,0 +1,105 @@
+"""The fine-tuning recipe end to end on tiny configs: node and link tasks, config errors."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from gfm.adapters.finetune import FinetuneConfig, FinetuneConfigError, load_finetune_config, run_finetuning
+from gfm.data.dataset import GraphDataset, TaskSpec
+from gfm.data.registry import load
+from gfm.evaluation.link_splits import holdout_link_split
+from gfm.hub import save_checkpoint
+from gfm.modeling import GFMConfig, GFMForPretraining
+from gfm.tokenization.eulerian import EulerianTokenizer
+
+RECIPE = Path(__file__).resolve().parents[1] / "finetune" / "run_finetuning.py"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def karate():
+    return load("packaged/karate")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, karate):
+    tokenizer = EulerianTokenizer.train(karate.graphs, num_index_tokens=64)
+    config = GFMConfig(vocab_size=tokenizer.vocab_size, hidden_size=64, num_hidden_layers=1, num_attention_heads=4,
+                       pad_token_id=tokenizer.pad_token_id, max_position_embeddings=1024)
+    directory = tmp_path_factory.mktemp("ft") / "ckpt"
+    torch.manual_seed(0)
+    save_checkpoint(GFMForPretraining(config), tokenizer, directory)
+    return directory
+
+
+def run_recipe(argv):
+    spec = importlib.util.spec_from_file_location("run_finetuning", RECIPE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(argv)
+
+
+def test_recipe_runs_every_method_on_a_node_task(checkpoint, tmp_path, capsys):
+    config = {
+        "dataset": "packaged/karate", "pretrained": str(checkpoint), "output_dir": str(tmp_path / "out"),
+        "methods": ["lora", "linear_probe", "full", "scratch", "gnn", "controls"], "seeds": [0],
+        "epochs": 1, "batch_size": 10, "gnn_epochs": 10, "max_trainable_fraction": 0.1, "num_hops": 1,
+        "export_merged": True,
+    }
+    path = tmp_path / "karate.yaml"
+    path.write_text(yaml.safe_dump(config))
+    results = run_recipe(["--config", str(path), "--learning_rate", "0.002"])
+    methods = {r.method: r for r in results}
+    assert set(methods) == {"lora", "linear_probe", "full", "scratch", "gcn", "label_propagation", "svd_probe"}
+    assert methods["lora"].role == "method" and methods["scratch"].role == "baseline"
+    assert methods["label_propagation"].role == "control"
+    lora = methods["lora"]
+    assert lora.trainable_parameters / lora.total_parameters < 0.1
+    assert Path(lora.extra["adapter_dir"], "adapter_model.safetensors").is_file()
+    assert Path(lora.extra["merged_dir"], "model.safetensors").is_file()
+    assert methods["linear_probe"].trainable_parameters == 64 * 2 + 2
+    printed = capsys.readouterr().out
+    assert "| lora | packaged/karate | accuracy |" in printed and "LoRA seed 0:" in printed
+    assert (tmp_path / "out" / "karate.md").is_file() and (tmp_path / "out" / "karate.png").is_file()
+
+
+def test_link_task_with_sampled_negatives(checkpoint, karate, tmp_path):
+    data = karate.graphs[0]
+    split = holdout_link_split(data, "karate", 0.1, 0.2, seed=0)
+    graph = split.readable_graph(data)  # the training edges, with their weights
+    for key in ("train_mask", "val_mask", "test_mask", "y"):
+        del graph[key]
+    assert graph.edge_attr.shape[0] == graph.edge_index.shape[1]
+    edge_splits = {"train": {"edge_index": split.train_pos}, "valid": {"edge_index": split.valid_pos},
+                   "test": {"edge_index": split.test_pos}}
+    dataset = GraphDataset("test/karate-links", "social", TaskSpec("edge", "link", None, 1, ["edge"], "mrr"),
+                           [graph], edge_splits=edge_splits)
+    config = FinetuneConfig(dataset="test/karate-links", pretrained=str(checkpoint), output_dir=str(tmp_path),
+                            methods=["lora", "gnn", "controls"], seeds=[0], epochs=1, batch_size=16, num_hops=1,
+                            gnn_epochs=5, max_trainable_fraction=0.1, num_eval_negatives=40, save_adapter=False)
+    results = run_finetuning(config, dataset=dataset)
+    assert {r.method for r in results} == {"lora", "gcn", "label_propagation", "svd_probe"}
+    assert all(r.metric == "mrr" and 0.0 < r.test <= 1.0 for r in results)
+
+
+def test_config_errors_are_named(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"dataset": "packaged/karate", "learnig_rate": 0.1}))
+    with pytest.raises(FinetuneConfigError, match="unknown config key 'learnig_rate'; did you mean 'learning_rate'"):
+        load_finetune_config(path)
+    with pytest.raises(FinetuneConfigError, match="need `pretrained`"):
+        FinetuneConfig(dataset="packaged/karate", methods=["lora"])
+    with pytest.raises(FinetuneConfigError, match="methods \\['adapterz'\\] are unknown"):
+        FinetuneConfig(dataset="packaged/karate", methods=["adapterz"])
