@@ -1,4 +1,8 @@
-"""``python -m gfm.demo`` on the embedded default corpus: no data folder, no network."""
+"""``python -m gfm.demo`` on the embedded default corpus: no data folder, no network.
+
+The corpus table (``--summary-only``) and the whole pipeline in ``--quick`` sizes: tokenizer,
+pretraining, LoRA vs scratch, zero-shot with its controls, hub save + reload, one summary table.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ def test_demo_prints_the_packaged_summary_table(monkeypatch, capsys):
         raise AssertionError("the demo tried to open a network connection")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
-    assert demo.main(["--log-level", "WARNING"]) == 0
+    assert demo.main(["--summary-only", "--log-level", "WARNING"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:6] == ["dataset", "domain", "graphs", "nodes", "edges", "x"]
     rows = {line.split()[0]: line for line in table[2:]}
@@ -47,6 +51,46 @@ def test_demo_on_the_data_folder_skips_large_datasets(data_dir, capsys, monkeypa
     import gfm.data.registry as registry
 
     monkeypatch.setattr(registry, "available", lambda data_dir=None: names)
-    assert demo.main(["--data-dir", str(data_dir), "--log-level", "WARNING"]) == 0
+    assert demo.main(["--data-dir", str(data_dir), "--summary-only", "--log-level", "WARNING"]) == 0
     out = capsys.readouterr().out
     assert "planetoid/cora" in out and "2,708" in out and "moleculenet/hiv" in out and "skipped: large" in out
+
+
+def test_quick_pipeline_runs_every_stage_offline(monkeypatch, capsys, tmp_path):
+    monkeypatch.delenv("GFM_DATA_DIR", raising=False)
+    monkeypatch.delenv("GFM_CACHE_DIR", raising=False)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the demo tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    assert demo.main(["--quick", "--output-dir", str(tmp_path), "--log-level", "WARNING"]) == 0
+    out = capsys.readouterr().out
+    summary = out[out.index("gfm demo: summary"):]
+    lines = summary.splitlines()
+
+    def rows(prefix: str, column: int = 1) -> dict[str, str]:
+        return {line.split()[column]: line for line in lines if line.strip().startswith(prefix)}
+
+    finetune = rows("packaged/nci5k")
+    assert {"lora", "scratch", "prior"} <= set(finetune) and all(" mae " in line for line in finetune.values())
+    zero_shot = rows("packaged/karate", column=2)  # task, [access], method, role, ...
+    assert {"gfm", "random_init", "label_propagation", "svd_probe"} <= set(zero_shot)
+    assert all("[structure+2_labels]" in line for line in zero_shot.values())
+    share = next(line for line in lines if "LoRA trains" in line)
+    assert float(share.split("(")[1].rstrip("%)")) < 5.0
+    assert "max |diff| 0.0e+00" in summary
+    pretraining = next(line for line in lines if line.startswith("pretraining"))
+    steps = int(pretraining.split(" steps")[0].split()[-1])
+    assert steps == demo.DemoPlan.quick().pretraining_steps
+
+    hub = tmp_path / "hub" / "gfm-demo-tiny"
+    card = (hub / "README.md").read_text()
+    evaluation = card[card.index("## Evaluation"):]
+    assert "packaged/nci5k: lora fine-tuning" in evaluation and "scratch:" in evaluation
+    assert "packaged/karate: zero-shot (structure+2_labels)" in evaluation
+    assert "svd_probe:" in evaluation or "label_propagation:" in evaluation
+    for name in ("config.json", "model.safetensors", "tokenizer_config.json", "training_summary.json"):
+        assert (hub / name).is_file()
+    assert list((tmp_path / "pretraining" / "plots").glob("*.png"))
+    assert (tmp_path / "finetune" / "finetune.md").is_file() and list((tmp_path / "zero_shot").glob("*.png"))
