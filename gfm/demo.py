@@ -213,6 +213,8 @@ def _train_tokenizer(plan: DemoPlan, data_dir: str | None, output: Path, outcome
 
 
 def _pretrain(plan: DemoPlan, data_dir: str | None, tokenizer_dir: Path, output: Path, outcome: DemoOutcome) -> Path:
+    import torch
+
     from gfm.training import load_config, run_pretraining
 
     run_dir = output / "pretraining"
@@ -249,6 +251,7 @@ def _pretrain(plan: DemoPlan, data_dir: str | None, tokenizer_dir: Path, output:
         "save_total_limit": 1,
         "report_to": ["csv"],
         "mixed_precision": "no",
+        "torch_num_threads": torch.get_num_threads(),
     }
     summary = run_pretraining(load_config(None, config))
     export = Path(summary["config"].get("export_dir") or run_dir / "final")
@@ -259,6 +262,8 @@ def _pretrain(plan: DemoPlan, data_dir: str | None, tokenizer_dir: Path, output:
 
 
 def _finetune(plan: DemoPlan, data_dir: str | None, export: Path, output: Path, outcome: DemoOutcome) -> None:
+    import torch
+
     from gfm.adapters.finetune import FinetuneConfig, run_finetuning
     from gfm.evaluation.reports import write_report
 
@@ -268,7 +273,7 @@ def _finetune(plan: DemoPlan, data_dir: str | None, export: Path, output: Path, 
         methods=list(plan.finetune_methods), seeds=list(plan.finetune_seeds),
         max_train_items=plan.finetune_train_items, max_eval_items=plan.finetune_eval_items,
         epochs=plan.finetune_epochs, batch_size=32, learning_rate=3e-3, gnn_epochs=plan.gnn_epochs,
-        long_sequences="drop",
+        long_sequences="drop", num_threads=torch.get_num_threads(),
     )
     outcome.finetune_results = run_finetuning(config)
     paths = write_report(outcome.finetune_results, directory, name="finetune",
@@ -280,6 +285,8 @@ def _finetune(plan: DemoPlan, data_dir: str | None, export: Path, output: Path, 
 
 
 def _zero_shot(plan: DemoPlan, data_dir: str | None, export: Path, output: Path, outcome: DemoOutcome) -> None:
+    import torch
+
     from gfm.evaluation.zero_shot import write_zero_shot_report
     from gfm.evaluation.zero_shot_runner import ZeroShotConfig, run_zero_shot
 
@@ -288,6 +295,7 @@ def _zero_shot(plan: DemoPlan, data_dir: str | None, export: Path, output: Path,
         datasets=list(plan.zero_shot_datasets), pretrained=str(export), data_dir=data_dir,
         output_dir=str(directory), seeds=list(plan.zero_shot_seeds), node_accesses=["structure+k_labels"],
         labels_per_class=[plan.labels_per_class], link_accesses=[], svd_rank=32, num_hops=2, max_neighbors=6,
+        num_threads=torch.get_num_threads(),
     )
     outcome.zero_shot_results = run_zero_shot(config)
     paths = write_zero_shot_report(outcome.zero_shot_results, directory, name="zero_shot")
@@ -479,8 +487,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--full", action="store_true", help="table: also process the large datasets (HIV, MUV, ...)")
     parser.add_argument("--cache-dir", default=None, help="Arrow cache of processed datasets (default: GFM_CACHE_DIR; none: no cache)")
     parser.add_argument("--log-level", default=None, help="logging level (default: GFM_LOG_LEVEL or INFO)")
+    parser.add_argument("--num-threads", type=int, default=1,
+                        help="torch threads (default 1: the demo's models are tiny, and on a busy 2-core machine "
+                             "two threads were 7x slower than one)")
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
+    if args.num_threads < 1:
+        parser.error(f"--num-threads must be >= 1, got {args.num_threads}")
+    import torch
+
+    torch.set_num_threads(args.num_threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
