@@ -146,6 +146,90 @@ def test_block_sdpa_equals_dense_reference(window: int, globals_: int, packed: b
     assert_matches_dense("block_sdpa", pattern, seed=window)
 
 
+# Sequences long enough for the CPU flash path's mask-free "clean" blocks, mixed with blocks at
+# sample boundaries, global tokens and padding ("dirty"): (window, globals, lengths, packed).
+FLASH_CASES = [
+    (64, 2, [300, 45, 190], False),  # clean blocks in two rows: an index selection
+    (50, 0, [257, 3], False),  # radius 25 is not a multiple of the block (16); no globals
+    (81, 3, [400, 120, 7, 260], True),  # packed rows of different lengths
+    (200, 1, [523], False),  # one long sample, block 25: a contiguous (slice) selection
+]
+
+
+def flash_case(index: int, causal: bool):
+    window, globals_, lengths, packed = FLASH_CASES[index]
+    options = PatternOptions(
+        num_edge_types=1, window=window, num_global_tokens=globals_, same_node=False, graph_edges=False
+    )
+    batch = make_batch(100 + index, packed, lengths)
+    return build_attention_pattern(batch["sequence_ids"], options, causal=causal)
+
+
+@pytest.mark.parametrize("case", range(len(FLASH_CASES)))
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("call_bytes", [None, 3000])
+def test_block_sdpa_flash_path_equals_dense_reference(case: int, causal: bool, call_bytes, monkeypatch) -> None:
+    """The CPU path (log-sum-exp merge of flash-kernel parts) on clean and dirty blocks, in one or many calls."""
+    from gfm.modeling.attention.backends import _banded_flash
+    from gfm.modeling.attention.backends.block_sdpa import flash_block_size
+
+    if call_bytes is not None:  # tiny budgets: every part is split into many chunks
+        monkeypatch.setattr(_banded_flash, "_CALL_BYTES", call_bytes)
+        monkeypatch.setattr(_banded_flash, "_GLOBAL_CHUNK_ELEMENTS", 500)
+    pattern = flash_case(case, causal)
+    block = flash_block_size(pattern.window_radius)
+    plan, _ = _banded_flash._build_plan(pattern, block, torch.float32, 0.3, HEADS * HEAD_DIM)
+    clean_parts = [part for part in plan.block_parts if part.key_rows is None]
+    dirty_parts = [part for part in plan.block_parts if part.key_rows is not None]
+    assert clean_parts and dirty_parts, "the case must exercise both the mask-free and the masked blocks"
+    if call_bytes is not None:
+        assert len(dirty_parts) > 1 and len(clean_parts) > 3
+    if case == 3 and call_bytes is None:
+        assert all(isinstance(part.selection, slice) for part in clean_parts)
+    assert_matches_dense("block_sdpa", pattern, seed=case)
+
+
+@pytest.mark.parametrize("case", [0, 2])
+@pytest.mark.parametrize("causal", [False, True])
+def test_block_sdpa_gathered_path_equals_dense_reference(case: int, causal: bool, monkeypatch) -> None:
+    """The device-agnostic path (used off CPU), forced on CPU."""
+    from gfm.modeling.attention.backends import block_sdpa
+
+    monkeypatch.setattr(block_sdpa, "banded_flash_supported", lambda query: False)
+    assert_matches_dense("block_sdpa", flash_case(case, causal), seed=case)
+
+
+def test_block_sdpa_flash_path_reads_views_with_storage_offsets() -> None:
+    """q, k, v as contiguous slices of one fused tensor (non-zero storage offsets), as a fused projection gives."""
+    sequence_ids = torch.cat([torch.zeros(200, dtype=torch.long), torch.ones(120, dtype=torch.long)])[None]
+    options = PatternOptions(window=128, num_global_tokens=2, same_node=False, graph_edges=False)
+    pattern = build_attention_pattern(sequence_ids, options)  # T = 320, a multiple of the block (16): no copy
+    inputs, bias_table, _ = random_inputs(pattern, 11)
+    fused = torch.stack(inputs)  # [3, B, T, H, D]
+    query, key, value = fused[0], fused[1], fused[2]
+    assert key.is_contiguous() and key.storage_offset() > 0
+    link_bias = torch.cat([bias_table, bias_table.new_zeros(1, HEADS)])
+    got = get_backend("block_sdpa").forward(query, key, value, pattern, link_bias, HEAD_DIM**-0.5)
+    expected = get_backend("dense").forward(*inputs, pattern, link_bias, HEAD_DIM**-0.5)
+    torch.testing.assert_close(got, expected, atol=TOLERANCE, rtol=TOLERANCE)
+
+
+def test_block_sdpa_flash_path_float64_and_empty_rows() -> None:
+    """float64 inputs stay float64; padding rows and one-token samples give zeros / finite gradients."""
+    pattern = flash_case(2, False)
+    inputs, bias_table, _ = random_inputs(pattern, 7)
+    query, key, value = (t.double().requires_grad_(True) for t in inputs)
+    link_bias = torch.cat([bias_table, bias_table.new_zeros(1, HEADS)]).double()
+    got = get_backend("block_sdpa").forward(query, key, value, pattern, link_bias, HEAD_DIM**-0.5)
+    expected = get_backend("dense").forward(query, key, value, pattern, link_bias, HEAD_DIM**-0.5)
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, expected, atol=1e-10, rtol=1e-10)
+    padding = ~pattern.is_valid.view(pattern.num_rows, pattern.row_length)
+    assert bool(padding.any()) and torch.equal(got[padding], torch.zeros_like(got[padding]))
+    grads = torch.autograd.grad(got.sum(), [query, key, value])
+    assert all(torch.isfinite(g).all() and torch.equal(g[padding], torch.zeros_like(g[padding])) for g in grads)
+
+
 @pytest.mark.parametrize("causal", [False, True])
 def test_flex_forward_equals_dense_reference(causal: bool) -> None:
     """FlexAttention's mask and score functions, run by PyTorch's eager CPU forward (no backward on CPU)."""

@@ -216,6 +216,8 @@ class AttentionPattern:
         explicit_query / explicit_key / explicit_type: int64 ``[M]`` links of the components
             that are always materialized (graph edges, expander, same node), causal-filtered,
             possibly with duplicates.
+        backend_cache: structures a backend derives from the pattern once per batch and reuses
+            in every layer (e.g. block SDPA's block plan), keyed by the backend's own tuple.
     """
 
     num_rows: int
@@ -231,6 +233,7 @@ class AttentionPattern:
     explicit_type: torch.Tensor
     _links: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
     _csr: CSRLinks | None = field(default=None, repr=False)
+    backend_cache: dict[tuple, object] = field(default_factory=dict, repr=False)
 
     # -- derived views ------------------------------------------------------------------------
     @property
