@@ -246,3 +246,13 @@ def test_split_with_no_positives_is_named():
     encoder = TaskSampleEncoder(Tok.train(dataset.graphs, num_index_tokens=32))
     with pytest.raises(TaskDataError, match="train split has no positive label"):
         build_task_items(dataset, encoder)
+
+
+def test_selection_never_prefers_an_undefined_validation_score():
+    from gfm.adapters.training import _improves
+
+    nan = float("nan")
+    assert _improves(0.5, None, higher_is_better=True)
+    assert _improves(0.1, nan, higher_is_better=True)  # a number replaces an undefined best
+    assert not _improves(nan, 0.3, higher_is_better=True)
+    assert _improves(0.2, 0.3, higher_is_better=False) and not _improves(0.4, 0.3, higher_is_better=False)

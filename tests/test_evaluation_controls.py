@@ -83,13 +83,26 @@ def test_label_propagation_matches_dense_iteration(karate):
     assert accuracy(karate.y, scores) > 0.8
 
     pairs = torch.tensor([[0, 0, 5], [1, 33, 6]])
-    link = label_propagation_link_scores(karate.edge_index, karate.num_nodes, pairs, num_layers=10, alpha=0.9)
     indicator = torch.zeros(karate.num_nodes, 3)
     indicator[pairs[0], torch.arange(3)] = 1.0
     out = indicator.clone()
     for _ in range(10):
         out = 0.9 * matrix @ out + 0.1 * indicator
-    assert torch.allclose(link, out[pairs[1], torch.arange(3)], atol=1e-6)
+    for dense in (None, True, False):  # automatic choice, dense operator, PyG sparse propagation
+        link = label_propagation_link_scores(karate.edge_index, karate.num_nodes, pairs, num_layers=10, alpha=0.9,
+                                             dense=dense)
+        assert torch.allclose(link, out[pairs[1], torch.arange(3)], atol=1e-6)
+
+
+def test_link_label_propagation_dense_and_sparse_paths_agree():
+    """Random directed multigraph with isolated nodes, sources spread over several chunks."""
+    generator = torch.Generator().manual_seed(0)
+    edge_index = torch.randint(0, 200, (2, 3000), generator=generator)
+    pairs = torch.randint(0, 220, (2, 500), generator=generator)
+    sparse = label_propagation_link_scores(edge_index, 220, pairs, chunk_size=64, dense=False)
+    dense = label_propagation_link_scores(edge_index, 220, pairs, chunk_size=64, dense=True)
+    assert torch.allclose(sparse, dense, atol=1e-6)
+    assert float(sparse.max()) > 0.0
 
 
 def test_svd_probe_is_deterministic_and_uses_features_only_when_given(karate):
@@ -137,6 +150,24 @@ def test_holdout_link_split_never_leaks(karate):
     with pytest.raises(LinkSplitError, match="the test split has no positive edges"):
         LinkSplit("karate", num_nodes, False, split.train_graph, split.train_pos, split.valid_pos,
                   torch.zeros(2, 0, dtype=torch.long), split.valid_neg, split.test_neg)
+
+
+def test_given_negatives_are_used_as_shipped_and_checked():
+    """A dataset that ships evaluation negatives keeps them; a given negative that is a positive is refused."""
+    import copy
+
+    dataset = load("packaged/les-miserables")
+    split = link_split_from_dataset(dataset, num_eval_negatives=999, seed=0)
+    assert split.negatives_given
+    for name in ("valid", "test"):
+        assert torch.equal(getattr(split, f"{name}_neg"), dataset.edge_splits[name]["neg_edge_index"])
+    sampled = split.sample_train_negatives(200, torch.Generator().manual_seed(0))
+    split.check_no_leakage(sampled)  # sampled training negatives are never a positive of any split
+    broken = copy.deepcopy(dataset)
+    positive = broken.edge_splits["test"]["edge_index"][:, :1]
+    broken.edge_splits["test"]["neg_edge_index"] = torch.cat([broken.edge_splits["test"]["neg_edge_index"], positive], 1)
+    with pytest.raises(LeakageError, match="test_neg holds .* which is a positive edge of the task"):
+        link_split_from_dataset(broken)
 
 
 @pytest.mark.data

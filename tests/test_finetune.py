@@ -103,3 +103,23 @@ def test_config_errors_are_named(tmp_path):
         FinetuneConfig(dataset="packaged/karate", methods=["lora"])
     with pytest.raises(FinetuneConfigError, match="methods \\['adapterz'\\] are unknown"):
         FinetuneConfig(dataset="packaged/karate", methods=["adapterz"])
+
+
+def test_caps_apply_to_baselines_and_controls(checkpoint, karate):
+    """With max_*_items, the GCN and the controls read the same capped node sets as the gfm models."""
+    from gfm.adapters.encoding import SamplingConfig, TaskSampleEncoder
+    from gfm.adapters.finetune import _restricted_to_items
+    from gfm.adapters.heads import load_pretrained_for_task
+    from gfm.adapters.task_data import build_task_items
+
+    _, tokenizer = load_pretrained_for_task(checkpoint, karate.task)
+    encoder = TaskSampleEncoder(tokenizer, SamplingConfig(num_hops=1))
+    config = FinetuneConfig(dataset="packaged/karate", pretrained=str(checkpoint), max_train_items=6, max_eval_items=4)
+    items = build_task_items(karate, encoder, seed=0, max_train_items=6, max_eval_items=4)
+    view = _restricted_to_items(karate, items, config)
+    for split, key in (("train", "train_mask"), ("valid", "val_mask"), ("test", "test_mask")):
+        assert torch.equal(view.graphs[0][key].nonzero().view(-1), items.ids[split])
+    assert [items.ids[s].numel() for s in ("train", "valid", "test")] == [6, 4, 4]
+    assert int(karate.graphs[0].train_mask.sum()) > 6  # the loaded dataset is left alone
+    uncapped = FinetuneConfig(dataset="packaged/karate", pretrained=str(checkpoint))
+    assert _restricted_to_items(karate, build_task_items(karate, encoder, seed=0), uncapped) is karate

@@ -223,8 +223,29 @@ def _gnn_baseline(config: FinetuneConfig, dataset, link_split: LinkSplit | None,
     return train_gcn_link_predictor(dataset.graphs[0], link_split, dataset.task.metric, baseline, seed, name=dataset.name)
 
 
-def _controls(config: FinetuneConfig, dataset, link_split: LinkSplit | None, seed: int) -> list[RunResult]:
-    """Parameter-free comparators on the same splits (they use the training labels only)."""
+def _link_label_propagation(link_split: LinkSplit) -> dict[str, torch.Tensor]:
+    """Label-propagation scores of every evaluation pair, ``{"valid_pos": [P], ...}``, in one pass.
+
+    One call over all four pair sets shares the propagation of each source node (on a dense
+    graph such as ddi nearly every node is a source of some pair, and each propagation is a
+    sparse product over all training edges).
+    """
+    names = ("valid_pos", "valid_neg", "test_pos", "test_neg")
+    pairs = [getattr(link_split, name) for name in names]
+    scores = label_propagation_link_scores(link_split.train_graph, link_split.num_nodes, torch.cat(pairs, dim=1))
+    return dict(zip(names, torch.split(scores, [p.shape[1] for p in pairs])))
+
+
+def _controls(
+    config: FinetuneConfig, dataset, link_split: LinkSplit | None, seed: int, cache: dict[str, Any] | None = None
+) -> list[RunResult]:
+    """Parameter-free comparators on the same splits (they use the training labels only).
+
+    Args:
+        cache: kept across the seeds of one run; holds what does not depend on the seed (the
+            link label-propagation scores, whose split is fixed for the run).
+    """
+    cache = {} if cache is None else cache
     task, name = dataset.task, dataset.name
     results = []
     if task.level == "node" and task.kind == "classification":
@@ -252,13 +273,15 @@ def _controls(config: FinetuneConfig, dataset, link_split: LinkSplit | None, see
         metric = get_metric(task.metric)
         probe = SVDProbe(seed=seed)
         states = torch.nn.functional.normalize(probe.embed(link_split.train_graph, link_split.num_nodes), dim=1)
-        scorers = {
-            "label_propagation": lambda pairs: label_propagation_link_scores(link_split.train_graph, link_split.num_nodes, pairs),
-            "svd_probe": lambda pairs: (states[pairs[0]] * states[pairs[1]]).sum(1),
+        if "link_label_propagation" not in cache:
+            cache["link_label_propagation"] = _link_label_propagation(link_split)
+        pair_sets = {key: getattr(link_split, key) for key in ("valid_pos", "valid_neg", "test_pos", "test_neg")}
+        scores = {
+            "label_propagation": cache["link_label_propagation"],
+            "svd_probe": {key: (states[pairs[0]] * states[pairs[1]]).sum(1) for key, pairs in pair_sets.items()},
         }
-        for method, score in scorers.items():
-            values = {w: metric.function(score(getattr(link_split, f"{w}_pos")), score(getattr(link_split, f"{w}_neg")))
-                      for w in ("valid", "test")}
+        for method, by_name in scores.items():
+            values = {w: metric.function(by_name[f"{w}_pos"], by_name[f"{w}_neg"]) for w in ("valid", "test")}
             results.append(RunResult(method=method, task=name, metric=metric.name, seed=seed, role="control",
                                      test=values["test"], valid=values["valid"]))
     elif task.level == "graph":
@@ -409,6 +432,7 @@ def run_finetuning(config: FinetuneConfig, dataset=None) -> list[RunResult]:
         )
         del probe_model
     results: list[RunResult] = []
+    control_cache: dict[str, Any] = {}
     for seed in config.seeds:
         baseline_dataset = dataset
         if gfm_methods:
@@ -425,7 +449,7 @@ def run_finetuning(config: FinetuneConfig, dataset=None) -> list[RunResult]:
             elif method == "gnn":
                 results.append(_gnn_baseline(config, baseline_dataset, link_split, seed))
             elif method == "controls":
-                results.extend(_controls(config, baseline_dataset, link_split, seed))
+                results.extend(_controls(config, baseline_dataset, link_split, seed, control_cache))
             if items is not None and items.dropped:
                 for run in results[first_new:]:
                     run.extra["dropped_long_graphs"] = {k: len(v) for k, v in items.dropped.items()}

@@ -144,6 +144,21 @@ def label_propagation_scores(
     return LabelPropagation(num_layers=num_layers, alpha=alpha)(one_hot, edges, mask=mask)
 
 
+_DENSE_MAX_NODES = 8192
+_DENSE_MIN_DENSITY = 0.02
+
+
+def _dense_propagation_operator(edges: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """Dense ``[N, N]`` operator of PyG ``LabelPropagation``: ``gcn_norm`` without self-loops,
+    ``operator[target, source] = deg(source)^-1/2 deg(target)^-1/2`` (messages flow source -> target)."""
+    from torch_geometric.nn.conv.gcn_conv import gcn_norm
+
+    normalized, weight = gcn_norm(edges, num_nodes=num_nodes, add_self_loops=False)
+    operator = torch.zeros(num_nodes, num_nodes)
+    operator.index_put_((normalized[1], normalized[0]), weight.float(), accumulate=True)
+    return operator
+
+
 def label_propagation_link_scores(
     edge_index: torch.Tensor,
     num_nodes: int,
@@ -151,6 +166,7 @@ def label_propagation_link_scores(
     num_layers: int = 10,
     alpha: float = 0.9,
     chunk_size: int = 1024,
+    dense: bool | None = None,
 ) -> torch.Tensor:
     """Link control: propagate each source node's indicator and read the mass at the target.
 
@@ -161,19 +177,39 @@ def label_propagation_link_scores(
         edge_index: int64 ``[2, E]`` training edges only (never test edges).
         pairs: int64 ``[2, P]`` candidate (source, target) pairs.
         chunk_size: sources propagated together (memory ``N * chunk_size`` floats).
+        dense: propagate with a dense ``[N, N]`` operator instead of PyG's sparse
+            ``LabelPropagation`` (same operator, ``D^-1/2 A D^-1/2`` without self-loops, same
+            iteration). ``None`` picks dense for graphs of at most 8,192 nodes with at least 2%
+            of the possible edges (ddi: 4,267 nodes, 12%), where a dense product is several
+            times faster than the sparse one on CPU.
 
     Returns:
         float ``[P]`` scores.
     """
     edges = _undirected_edges(edge_index, num_nodes, "label_propagation_link_scores")
-    propagate = LabelPropagation(num_layers=num_layers, alpha=alpha)
+    if dense is None:
+        dense = num_nodes <= _DENSE_MAX_NODES and edges.shape[1] >= _DENSE_MIN_DENSITY * num_nodes * num_nodes
+    if dense:
+        operator = _dense_propagation_operator(edges, num_nodes)
+
+        def propagate_block(seeds: torch.Tensor) -> torch.Tensor:
+            out, res = seeds, (1 - alpha) * seeds
+            for _ in range(num_layers):
+                out = alpha * (operator @ out) + res
+            return out
+    else:
+        propagation = LabelPropagation(num_layers=num_layers, alpha=alpha)
+
+        def propagate_block(seeds: torch.Tensor) -> torch.Tensor:
+            return propagation(seeds, edges, post_step=lambda out: out)
+
     sources, inverse = torch.unique(pairs[0], return_inverse=True)
     scores = torch.empty(pairs.shape[1])
     for start in range(0, sources.numel(), chunk_size):
         block = sources[start : start + chunk_size]
         seeds = torch.zeros(num_nodes, block.numel())
         seeds[block, torch.arange(block.numel())] = 1.0
-        mass = propagate(seeds, edges, post_step=lambda out: out)  # [N, B]
+        mass = propagate_block(seeds)  # [N, B]
         in_block = (inverse >= start) & (inverse < start + block.numel())
         scores[in_block] = mass[pairs[1, in_block], inverse[in_block] - start]
     return scores
