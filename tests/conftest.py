@@ -30,3 +30,16 @@ def data_dir() -> Path:
             f"(GFM_DATA_DIR={os.environ.get('GFM_DATA_DIR')!r})"
         )
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """One intra-op thread for the whole suite: the tests' models are tiny, and on a busy 2-core
+    machine two threads run them several times slower than one (``make test`` also sets
+    ``OMP_NUM_THREADS=1``; this covers a bare ``pytest`` run)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -46,15 +46,6 @@ def make_checkpoint(directory, graphs, seed: int = 0, hidden: int = 64):
     return directory
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two busy threads on an oversubscribed CPU are ~10x slower than one for these tiny models."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def karate():
     return load("packaged/karate")

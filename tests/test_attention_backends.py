@@ -21,15 +21,6 @@ from gfm.modeling.attention.backends.csr import csr_attention
 from gfm.modeling.attention.backends.flex import flex_attention_forward
 from gfm.tokenization import TokenizedGraph, collate_tokenized_graphs, pack_tokenized_graphs
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: small ops on a shared, oversubscribed CPU are far faster without OpenMP waits."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 HEADS, HEAD_DIM = 3, 8
 TOLERANCE = 1e-5
 

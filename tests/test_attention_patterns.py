@@ -12,15 +12,6 @@ from gfm.modeling.attention.patterns import _hash31
 from gfm.tokenization import TokenizedGraph, collate_tokenized_graphs, pack_tokenized_graphs
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: small ops on a shared, oversubscribed CPU are far faster without OpenMP waits."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def random_samples(count: int, seed: int, max_length: int = 23, num_nodes: int = 6) -> list[TokenizedGraph]:
     generator = torch.Generator().manual_seed(seed)
     samples = []

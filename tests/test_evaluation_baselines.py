@@ -22,14 +22,6 @@ from gfm.evaluation.baselines import (
 from gfm.evaluation.link_splits import holdout_link_split
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_masked_losses_match_a_loop():
     generator = torch.Generator().manual_seed(0)
     outputs = torch.randn(6, 3, generator=generator)

@@ -26,14 +26,6 @@ from gfm.evaluation.link_splits import (
 from gfm.evaluation.metrics import accuracy
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def karate() -> Data:
     return load("packaged/karate").graphs[0]

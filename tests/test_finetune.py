@@ -20,14 +20,6 @@ from gfm.tokenization.eulerian import EulerianTokenizer
 RECIPE = Path(__file__).resolve().parents[1] / "finetune" / "run_finetuning.py"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def karate():
     return load("packaged/karate")

@@ -24,15 +24,6 @@ from gfm.modeling import GFMCheckpointMismatchError, GFMConfigError, GFMInputErr
 from gfm.modeling.attention import UnknownAttentionBackendError, UnsupportedPatternError
 from gfm.modeling.modeling_gfm import pool_per_node, pool_per_sample
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: small ops on a shared, oversubscribed CPU are far faster without OpenMP waits."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 VOCAB = 40
 
 

@@ -14,15 +14,6 @@ from gfm import (
     collate_tokenized_graphs,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: small ops on a shared, oversubscribed CPU are far faster without OpenMP waits."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 NUM_MOLECULES = 8
 BOS, MASK, ATOM_OFFSET = 1, 3, 8
 BOND_TYPES = {1: 0, 2: 1, 3: 2, 12: 3}  # from_smiles bond type column: single, double, triple, aromatic

@@ -31,14 +31,6 @@ from gfm.modeling import GFMConfig, GFMForPretraining
 from gfm.tokenization.eulerian import EulerianTokenizer
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def karate():
     return load("packaged/karate")
