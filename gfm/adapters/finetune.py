@@ -39,6 +39,7 @@ from gfm.evaluation.controls import SVDProbe, label_propagation_link_scores, lab
 from gfm.evaluation.link_splits import LinkSplit, link_split_from_dataset
 from gfm.evaluation.metrics import score_outputs
 from gfm.evaluation.reports import RunResult
+from gfm.utils.config import load_yaml_dataclass
 
 from .adaptation import (
     ADAPTATION_METHODS,
@@ -185,23 +186,7 @@ class FinetuneConfig:
 
 def load_finetune_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> FinetuneConfig:
     """Read a YAML config (unknown keys are an error naming the closest valid key)."""
-    import difflib
-
-    import yaml
-    from transformers import HfArgumentParser
-
-    payload = yaml.safe_load(Path(path).read_text()) or {}
-    if not isinstance(payload, dict):
-        raise FinetuneConfigError(f"{path}: a fine-tuning config is a YAML mapping of keys to values")
-    payload.update(overrides or {})
-    known = {f.name for f in dataclasses.fields(FinetuneConfig)}
-    for key in payload:
-        if key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise FinetuneConfigError(f"{path}: unknown config key '{key}'{hint}")
-    (config,) = HfArgumentParser(FinetuneConfig).parse_dict(payload, allow_extra_keys=False)
-    return config
+    return load_yaml_dataclass(path, FinetuneConfig, overrides, FinetuneConfigError, "a fine-tuning config")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,8 +15,9 @@ import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from gfm.utils.config import load_yaml_dataclass
 
 from .controls import SVDProbe
 from .link_splits import holdout_link_split
@@ -97,23 +98,7 @@ class ZeroShotConfig:
 
 def load_zero_shot_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> ZeroShotConfig:
     """Read a YAML config (an unknown key is an error naming the closest valid key)."""
-    import difflib
-
-    import yaml
-    from transformers import HfArgumentParser
-
-    payload = yaml.safe_load(Path(path).read_text()) or {}
-    if not isinstance(payload, dict):
-        raise ZeroShotConfigError(f"{path}: a zero-shot config is a YAML mapping of keys to values")
-    payload.update(overrides or {})
-    known = {f.name for f in dataclasses.fields(ZeroShotConfig)}
-    for key in payload:
-        if key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ZeroShotConfigError(f"{path}: unknown config key '{key}'{hint}")
-    (config,) = HfArgumentParser(ZeroShotConfig).parse_dict(payload, allow_extra_keys=False)
-    return config
+    return load_yaml_dataclass(path, ZeroShotConfig, overrides, ZeroShotConfigError, "a zero-shot config")
 
 
 def _gfm_factory(config: ZeroShotConfig, task):

@@ -1,0 +1,70 @@
+"""Read a flat YAML mapping into a dataclass, naming unknown keys with their closest valid key."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def load_yaml_dataclass(
+    path: str | os.PathLike,
+    config_class: type[T],
+    overrides: dict[str, Any] | None = None,
+    error_class: type[Exception] = ValueError,
+    what: str = "config",
+) -> T:
+    """``config_class`` from the YAML mapping at ``path`` with ``overrides`` applied on top.
+
+    Args:
+        path: a YAML file holding one mapping of ``config_class`` field names to values.
+        config_class: a dataclass (parsed with ``transformers.HfArgumentParser``, so field types
+            are converted as on a command line).
+        overrides: keys replacing the file's values (e.g. from ``--key value`` arguments).
+        error_class: exception raised for a file that is not a mapping or names an unknown key.
+        what: how to call the config in messages (``"a fine-tuning config"``).
+    """
+    import yaml
+    from transformers import HfArgumentParser
+
+    payload = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(payload, dict):
+        raise error_class(f"{path}: {what} is a YAML mapping of keys to values")
+    payload.update(overrides or {})
+    known = sorted(f.name for f in dataclasses.fields(config_class))
+    for key in payload:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise error_class(f"{path}: unknown config key '{key}'{hint}")
+    hints = typing.get_type_hints(config_class)
+    for key, value in payload.items():
+        payload[key] = _coerce_number(value, hints.get(key), key, path, error_class)
+    (config,) = HfArgumentParser(config_class).parse_dict(payload, allow_extra_keys=False)
+    return config
+
+
+def _coerce_number(value: Any, hint: Any, key: str, path: Any, error_class: type[Exception]) -> Any:
+    """YAML 1.1 reads ``3e-4`` (no dot) as a string; turn such strings into the field's number type.
+
+    ``HfArgumentParser.parse_dict`` does not convert types, so without this a learning rate
+    written ``3e-4`` would reach the optimizer as the string ``'3e-4'``.
+    """
+    if not isinstance(value, str):
+        return value
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    for number_type in (int, float):
+        if number_type in options:
+            try:
+                return number_type(value) if number_type is float else int(value, 10)
+            except ValueError:
+                continue
+    if float in options or int in options:
+        raise error_class(f"{path}: config key '{key}' must be a number, got {value!r}")
+    return value
