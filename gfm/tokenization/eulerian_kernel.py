@@ -17,20 +17,13 @@ including the SplitMix64 draws, so both give the same walk for the same seed (te
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import logging
-import os
-import shutil
-import subprocess
-import tempfile
-import threading
-from pathlib import Path
 
 import numpy as np
 
+from gfm.utils.c_kernels import CKernel
+
 __all__ = ["KERNEL_SOURCE", "load_kernel", "kernel_available", "walk_batch_c", "emit_tokens_c"]
 
-logger = logging.getLogger(__name__)
 
 KERNEL_SOURCE = r"""
 #include <stdint.h>
@@ -340,62 +333,22 @@ void gfm_euler_emit(int64_t num_graphs, const int64_t *segment_ptr, const int64_
 }
 """
 
-_kernel_lock = threading.Lock()
-_kernel: ctypes.CDLL | None = None
-_kernel_failed = False
+def _declare(library: ctypes.CDLL) -> None:
+    function = library.gfm_euler_walk_batch
+    function.restype = ctypes.c_int64
+    function.argtypes = [ctypes.c_int64] + [ctypes.c_void_p] * 11
+    emit = library.gfm_euler_emit
+    emit.restype = None
+    emit.argtypes = [ctypes.c_int64] + [ctypes.c_void_p] * 16
 
 
-def _cache_directory() -> Path:
-    return Path(os.environ.get("GFM_KERNEL_CACHE") or Path.home() / ".cache" / "gfm" / "kernels")
-
-
-def _compile(target: Path) -> None:
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        raise RuntimeError("no C compiler found (set CC or install gcc)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        source = Path(tmp) / "eulerian_walk.c"
-        source.write_text(KERNEL_SOURCE)
-        built = Path(tmp) / target.name
-        result = subprocess.run(
-            [compiler, "-O2", "-std=c99", "-shared", "-fPIC", "-o", str(built), str(source)],
-            capture_output=True,
-            text=True,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"{compiler} failed: {result.stderr.strip()[:2000]}")
-        os.replace(built, target)
+_KERNEL = CKernel("gfm_eulerian_walk", KERNEL_SOURCE, ["-O2", "-std=c99"], _declare,
+                  fallback="using the Python walk (same output, ~10x slower)")
 
 
 def load_kernel() -> ctypes.CDLL | None:
     """Build (once, cached) and load the kernel; ``None`` with a logged warning if impossible."""
-    global _kernel, _kernel_failed
-    if _kernel is not None or _kernel_failed:
-        return _kernel
-    with _kernel_lock:
-        if _kernel is not None or _kernel_failed:
-            return _kernel
-        digest = hashlib.sha256(KERNEL_SOURCE.encode()).hexdigest()[:16]
-        target = _cache_directory() / f"gfm_eulerian_walk_{digest}.so"
-        try:
-            if not target.is_file():
-                _compile(target)
-            library = ctypes.CDLL(str(target))
-        except (OSError, RuntimeError) as err:
-            logger.warning(
-                "Eulerian walk kernel unavailable (%s); using the Python walk (same output, ~10x slower)", err
-            )
-            _kernel_failed = True
-            return None
-        function = library.gfm_euler_walk_batch
-        function.restype = ctypes.c_int64
-        function.argtypes = [ctypes.c_int64] + [ctypes.c_void_p] * 11
-        emit = library.gfm_euler_emit
-        emit.restype = None
-        emit.argtypes = [ctypes.c_int64] + [ctypes.c_void_p] * 16
-        _kernel = library
-        return _kernel
+    return _KERNEL.load()
 
 
 def kernel_available() -> bool:

@@ -24,21 +24,13 @@ one row of scores.
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import logging
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
-import threading
-from pathlib import Path
 
 import torch
 
+from gfm.utils.c_kernels import CKernel
+
 __all__ = ["KERNEL_SOURCE", "load_csr_kernel", "csr_forward_c", "csr_backward_c"]
 
-logger = logging.getLogger(__name__)
 
 KERNEL_SOURCE = r"""
 #include <math.h>
@@ -187,41 +179,17 @@ int gfm_csr_backward(int64_t n, int64_t h, int64_t d, const int64_t *row_ptr, co
 }
 """
 
-_FLAGS = ["-O3", "-std=c99", "-march=native", "-fno-math-errno", "-shared", "-fPIC"]
-_lock = threading.Lock()
-_library: ctypes.CDLL | None = None
-_failed = False
+def _declare(library: ctypes.CDLL) -> None:
+    library.gfm_csr_forward.restype = ctypes.c_int
+    library.gfm_csr_forward.argtypes = [ctypes.c_int64] * 3 + [ctypes.c_void_p] * 8
+    library.gfm_csr_backward.restype = ctypes.c_int
+    library.gfm_csr_backward.argtypes = [ctypes.c_int64] * 3 + [ctypes.c_void_p] * 13
 
 
-def _cache_directory() -> Path:
-    return Path(os.environ.get("GFM_KERNEL_CACHE") or Path.home() / ".cache" / "gfm" / "kernels")
-
-
-def _cpu_signature() -> str:
-    """The CPU the ``-march=native`` build is for (a cache shared across machines must not mix them)."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            lines = [line for line in handle if line.startswith(("model name", "flags"))][:2]
-    except OSError:
-        lines = []
-    return platform.machine() + "".join(lines)
-
-
-def _compile(target: Path) -> None:
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        raise RuntimeError("no C compiler found (set CC or install gcc)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        source = Path(tmp) / "csr_attention.c"
-        source.write_text(KERNEL_SOURCE)
-        built = Path(tmp) / target.name
-        result = subprocess.run(
-            [compiler, *_FLAGS, "-o", str(built), str(source), "-lm"], capture_output=True, text=True
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"{compiler} failed: {result.stderr.strip()[:2000]}")
-        os.replace(built, target)
+_KERNEL = CKernel(
+    "gfm_csr_attention", KERNEL_SOURCE, ["-O3", "-std=c99", "-march=native", "-fno-math-errno"], _declare,
+    fallback="using the PyTorch implementation", link_flags=["-lm"],
+)
 
 
 def load_csr_kernel() -> ctypes.CDLL | None:
@@ -229,30 +197,7 @@ def load_csr_kernel() -> ctypes.CDLL | None:
 
     ``GFM_DISABLE_C_KERNELS=1`` turns it off (the PyTorch path is used).
     """
-    global _library, _failed
-    if _library is not None or _failed:
-        return _library
-    if os.environ.get("GFM_DISABLE_C_KERNELS", "").lower() in {"1", "true", "yes"}:
-        return None
-    with _lock:
-        if _library is not None or _failed:
-            return _library
-        digest = hashlib.sha256((KERNEL_SOURCE + " ".join(_FLAGS) + _cpu_signature()).encode()).hexdigest()[:16]
-        target = _cache_directory() / f"gfm_csr_attention_{digest}.so"
-        try:
-            if not target.is_file():
-                _compile(target)
-            library = ctypes.CDLL(str(target))
-        except (OSError, RuntimeError) as err:
-            logger.warning("CSR attention C kernel unavailable (%s); using the PyTorch implementation", err)
-            _failed = True
-            return None
-        library.gfm_csr_forward.restype = ctypes.c_int
-        library.gfm_csr_forward.argtypes = [ctypes.c_int64] * 3 + [ctypes.c_void_p] * 8
-        library.gfm_csr_backward.restype = ctypes.c_int
-        library.gfm_csr_backward.argtypes = [ctypes.c_int64] * 3 + [ctypes.c_void_p] * 13
-        _library = library
-        return _library
+    return _KERNEL.load()
 
 
 def _pointer(tensor: torch.Tensor | None) -> int | None:
