@@ -404,3 +404,21 @@ def test_context_edges_match_the_induced_subgraph_reference(tokenizer, corpus):
         fast = tokenizer._local_edges(state, context, whole=False)
         reference = induced_edges(state.edges, context, graph.num_nodes)
         assert sorted(map(tuple, fast.t().tolist())) == sorted(map(tuple, reference.t().tolist()))
+
+
+def test_cosine_codebooks_match_the_reference_reload_and_repeat(corpus, tmp_path):
+    """The shipped multi-domain config quantizes by cosine similarity: same guarantees as Euclidean."""
+    config = QuantizedTokenizerConfig(**{**TINY, "use_cosine_sim": True})
+    cosine = QuantizedTokenizer.train(corpus, config, progress=False)
+    graph = corpus["citation"][0]
+    state = cosine._graph_state(graph)
+    latents = cosine.network.latents(state.inputs, state.edges)
+    assert torch.equal(cosine.network.quantizer.reference_codes(latents), state.codes)
+    norms = torch.stack([book.norm(dim=1) for book in cosine.network.quantizer.codebooks])
+    torch.testing.assert_close(norms, torch.ones_like(norms))
+    again = QuantizedTokenizer.train(corpus, config, progress=False)
+    assert again.content_hash == cosine.content_hash
+    loaded = QuantizedTokenizer.from_pretrained(cosine.save_pretrained(tmp_path / "cosine"))
+    assert loaded.config.use_cosine_sim
+    for graphs in corpus.values():
+        assert torch.equal(loaded.node_codes(graphs[0]), cosine.node_codes(graphs[0]))
