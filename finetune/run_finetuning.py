@@ -12,24 +12,18 @@ Every config key can be overridden as ``--key value`` (YAML syntax). The run wri
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
 from gfm.adapters.finetune import FinetuneConfig, load_finetune_config, run_finetuning
 from gfm.evaluation.reports import markdown_table, write_report
 from gfm.training.config import parse_overrides
+from gfm.utils.config import config_argument_parser
 from gfm.utils.logging import setup_logging
 
 
 def main(argv: list[str] | None = None) -> list:
-    keys = "\n".join(f"  {f.name}: {f.metadata.get('help', '')}" for f in dataclasses.fields(FinetuneConfig))
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], epilog=f"config keys:\n{keys}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--config", required=True, help="YAML config (configs/finetune/*.yaml)")
+    parser = config_argument_parser(FinetuneConfig, __doc__.splitlines()[0], "YAML config (configs/finetune/*.yaml)")
     args, rest = parser.parse_known_args(argv)
     setup_logging()
     config = load_finetune_config(args.config, parse_overrides(rest))

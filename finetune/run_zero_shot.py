@@ -11,24 +11,18 @@ compared), one PNG per access level, and ``<name>.json``.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
 from gfm.evaluation.zero_shot import write_zero_shot_report
 from gfm.evaluation.zero_shot_runner import ZeroShotConfig, load_zero_shot_config, run_zero_shot
 from gfm.training.config import parse_overrides
+from gfm.utils.config import config_argument_parser
 from gfm.utils.logging import setup_logging
 
 
 def main(argv: list[str] | None = None) -> list:
-    keys = "\n".join(f"  {f.name}: {f.metadata.get('help', '')}" for f in dataclasses.fields(ZeroShotConfig))
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], epilog=f"config keys:\n{keys}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--config", required=True, help="YAML config (configs/zero_shot/*.yaml)")
+    parser = config_argument_parser(ZeroShotConfig, __doc__.splitlines()[0], "YAML config (configs/zero_shot/*.yaml)")
     args, rest = parser.parse_known_args(argv)
     setup_logging()
     config = load_zero_shot_config(args.config, parse_overrides(rest))

@@ -7,8 +7,7 @@ lazily on first access to keep ``import gfm`` cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gfm.utils.lazy import lazy_exports
 
 __version__ = "0.1.0.dev0"
 
@@ -36,17 +35,7 @@ _LAZY_EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *_LAZY_EXPORTS]
 
 
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY_EXPORTS.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'gfm' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY_EXPORTS)
 
 
 # Registers GFMConfig / GFM* models with transformers' Auto classes.

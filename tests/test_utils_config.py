@@ -53,3 +53,22 @@ def test_exponent_without_dot_is_a_number_and_text_is_refused(tmp_path) -> None:
     path.write_text("dataset: x\nlearning_rate: fast\n")
     with pytest.raises(ExampleConfigError, match="config key 'learning_rate' must be a number, got 'fast'"):
         load_yaml_dataclass(path, ExampleConfig, error_class=ExampleConfigError)
+
+
+def test_recipe_parser_lists_every_key_and_keeps_overrides() -> None:
+    from gfm.utils.config import config_argument_parser
+
+    parser = config_argument_parser(ExampleConfig, "example recipe", "YAML config")
+    assert "learning_rate:" in parser.format_help() and "seeds:" in parser.format_help()
+    args, rest = parser.parse_known_args(["--config", "c.yaml", "--seeds", "[1]"])
+    assert args.config == "c.yaml" and rest == ["--seeds", "[1]"]
+
+
+def test_lazy_exports_load_on_access_and_name_unknown_attributes() -> None:
+    import gfm.data
+    import gfm.evaluation
+
+    assert gfm.data.load.__module__ == "gfm.data.registry" and "load" in dir(gfm.data)
+    assert callable(gfm.evaluation.roc_auc)
+    with pytest.raises(AttributeError, match="module 'gfm.evaluation' has no attribute 'nope'"):
+        gfm.evaluation.nope  # noqa: B018

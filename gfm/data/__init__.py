@@ -14,8 +14,7 @@ Names are imported lazily on first access (RDKit, HF datasets and pandas load on
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gfm.utils.lazy import lazy_exports
 
 _LAZY_EXPORTS: dict[str, str] = {
     # contract
@@ -70,14 +69,4 @@ _LAZY_EXPORTS: dict[str, str] = {
 __all__ = list(_LAZY_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY_EXPORTS.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'gfm.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY_EXPORTS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import os
@@ -68,3 +69,16 @@ def _coerce_number(value: Any, hint: Any, key: str, path: Any, error_class: type
     if float in options or int in options:
         raise error_class(f"{path}: config key '{key}' must be a number, got {value!r}")
     return value
+
+
+def config_argument_parser(config_class: type, description: str, config_help: str) -> argparse.ArgumentParser:
+    """A recipe's parser: ``--config`` plus every field of ``config_class`` listed with its help.
+
+    Unknown ``--key value`` pairs are left to ``parse_known_args`` and become overrides.
+    """
+    keys = "\n".join(f"  {f.name}: {f.metadata.get('help', '')}" for f in dataclasses.fields(config_class))
+    parser = argparse.ArgumentParser(
+        description=description, epilog=f"config keys:\n{keys}", formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", required=True, help=config_help)
+    return parser
