@@ -14,7 +14,8 @@ backend falls back to the PyTorch path (same results) and logs a warning once.
 Forward, per query row ``i``: the scores of all its links and heads (kept in a buffer as wide
 as the widest row), the row maximum per head, then ``p = exp(s - m)``, ``l = sum p``,
 ``out = sum p v / l`` and ``lse = m + log l`` (``-inf`` and a zero output for a row without
-links). Head sizes 16/32/64/128 get specialized, vectorized loops.
+links). Head sizes 16/32/64/128 get specialized, vectorized loops (dot products with sixteen
+partial sums, since a single running sum cannot be vectorized without -ffast-math).
 Backward, in one pass over the links: ``p = exp(s - lse)``, ``ds = p (dout . v - dout . out)``,
 ``dq += ds k``, ``dk += ds q``, ``dv += p dout``, ``dbias = ds``. Single-threaded (the scatter
 into ``dk``/``dv`` would race across rows); memory is the inputs, outputs and gradients plus
@@ -46,13 +47,24 @@ ALWAYS_INLINE void prefetch_row(const float *row, int64_t hd) {
     for (int64_t t = 0; t < hd; t += 16) __builtin_prefetch(row + t, 0, 1);
 }
 
-ALWAYS_INLINE float dot(const float *a, const float *b, int64_t d) {
+/* Sixteen independent partial sums: without -ffast-math a compiler may not reorder one running
+   sum, so a single accumulator is a scalar chain of d dependent multiply-adds; sixteen lanes
+   vectorize, then fold pairwise (also vectorizable). */
+ALWAYS_INLINE float dot(const float *restrict a, const float *restrict b, int64_t d) {
+    if ((d & 15) == 0) {
+        float acc[16] = {0.0f};
+        for (int64_t t = 0; t < d; t += 16)
+            for (int u = 0; u < 16; ++u) acc[u] += a[t + u] * b[t + u];
+        for (int width = 8; width > 0; width >>= 1)
+            for (int u = 0; u < width; ++u) acc[u] += acc[u + width];
+        return acc[0];
+    }
     float s = 0.0f;
     for (int64_t t = 0; t < d; ++t) s += a[t] * b[t];
     return s;
 }
 
-ALWAYS_INLINE void axpy(float *y, float alpha, const float *x, int64_t d) {
+ALWAYS_INLINE void axpy(float *restrict y, float alpha, const float *restrict x, int64_t d) {
     for (int64_t t = 0; t < d; ++t) y[t] += alpha * x[t];
 }
 
