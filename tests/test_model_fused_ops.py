@@ -122,7 +122,7 @@ def test_model_with_fused_ops_equals_the_textbook_model(monkeypatch) -> None:
 
     textbook = GFMForPretraining(config)
     textbook.load_state_dict(model.state_dict())
-    for module_name, module in list(textbook.named_modules()):
+    for module in list(textbook.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, RMSNorm):
                 replacement = nn.RMSNorm(child.normalized_shape, eps=child.eps)
