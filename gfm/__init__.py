@@ -30,6 +30,8 @@ _LAZY_EXPORTS: dict[str, str] = {
     "GFMForGraphClassification": "gfm.modeling.modeling_gfm",
     "GFMForNodeClassification": "gfm.modeling.modeling_gfm",
     "GFMForEdgePrediction": "gfm.modeling.modeling_gfm",
+    "AutoModelForNodeClassification": "gfm.modeling.auto",
+    "AutoModelForEdgePrediction": "gfm.modeling.auto",
 }
 
 __all__ = ["__version__", *_LAZY_EXPORTS]

@@ -349,6 +349,24 @@ def test_package_exports_and_registration() -> None:
     assert gfm.GFMConfig is GFMConfig and gfm.GFMForEdgePrediction is GFMForEdgePrediction
     assert isinstance(AutoConfig.for_model("gfm"), GFMConfig)
     assert type(AutoModel.from_config(tiny_config())) is GFMModel
+    assert type(gfm.AutoModelForNodeClassification.from_config(tiny_config(num_labels=3))) is GFMForNodeClassification
+    assert type(gfm.AutoModelForEdgePrediction.from_config(tiny_config())) is GFMForEdgePrediction
+
+
+@pytest.mark.parametrize(
+    ("head", "auto_name"),
+    [(GFMForNodeClassification, "AutoModelForNodeClassification"), (GFMForEdgePrediction, "AutoModelForEdgePrediction")],
+)
+def test_node_and_edge_heads_reload_through_gfm_auto_classes(tmp_path, head, auto_name: str) -> None:
+    torch.manual_seed(0)
+    model = head(tiny_config(num_labels=3)).eval()
+    model.save_pretrained(tmp_path)
+    reloaded = getattr(gfm, auto_name).from_pretrained(tmp_path).eval()
+    assert type(reloaded) is head
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, reloaded.state_dict()[name]), name
+    with pytest.raises(ValueError, match="Unrecognized configuration class"):
+        getattr(gfm, auto_name).from_config(AutoConfig.for_model("bert"))
 
 
 def test_graph_positional_encodings_enter_through_node_features() -> None:

@@ -11,11 +11,14 @@ Auto class                                gfm class
 ``AutoModel``                             :class:`GFMModel`
 ``AutoModelForPreTraining``               :class:`GFMForPretraining`
 ``AutoModelForSequenceClassification``    :class:`GFMForGraphClassification` (one label per sample)
+``gfm.AutoModelForNodeClassification``    :class:`GFMForNodeClassification`
+``gfm.AutoModelForEdgePrediction``        :class:`GFMForEdgePrediction`
 ========================================  ===============================
 
-Node classification and edge prediction have no matching Auto class (transformers' token
-classification predicts every position, not one target node or node pair per sample); load
-them with ``GFMForNodeClassification.from_pretrained`` / ``GFMForEdgePrediction.from_pretrained``.
+Node classification and edge prediction have no transformers Auto class (token classification
+predicts every position, not one target node or node pair per sample), so gfm defines the two
+in :mod:`gfm.modeling.auto`, built on transformers' Auto machinery (same ``from_pretrained``
+options, ``register`` for other heads).
 """
 
 from transformers import (
@@ -25,6 +28,7 @@ from transformers import (
     AutoModelForSequenceClassification,
 )
 
+from .auto import AutoModelForEdgePrediction, AutoModelForNodeClassification
 from .configuration_gfm import GFMConfig, GFMConfigError
 from .modeling_gfm import (
     GFMCheckpointMismatchError,
@@ -43,6 +47,8 @@ AutoModelForPreTraining.register(GFMConfig, GFMForPretraining, exist_ok=True)
 AutoModelForSequenceClassification.register(GFMConfig, GFMForGraphClassification, exist_ok=True)
 
 __all__ = [
+    "AutoModelForEdgePrediction",
+    "AutoModelForNodeClassification",
     "GFMCheckpointMismatchError",
     "GFMConfig",
     "GFMConfigError",
