@@ -47,6 +47,11 @@ ALWAYS_INLINE void prefetch_row(const float *row, int64_t hd) {
     for (int64_t t = 0; t < hd; t += 16) __builtin_prefetch(row + t, 0, 1);
 }
 
+/* The same for a row about to be updated (gradient rows): fetch it for writing, keep it close. */
+ALWAYS_INLINE void prefetch_row_for_write(const float *row, int64_t hd) {
+    for (int64_t t = 0; t < hd; t += 16) __builtin_prefetch(row + t, 1, 3);
+}
+
 /* Sixteen independent partial sums: without -ffast-math a compiler may not reorder one running
    sum, so a single accumulator is a scalar chain of d dependent multiply-adds; sixteen lanes
    vectorize, then fold pairwise (also vectorizable). */
@@ -131,8 +136,8 @@ ALWAYS_INLINE void backward_rows(int64_t n, int64_t h, int64_t d, const int64_t 
                 const int64_t ahead = key[e + PREFETCH_DISTANCE] * hd;
                 prefetch_row(k + ahead, hd);
                 prefetch_row(v + ahead, hd);
-                if (dk != NULL) prefetch_row(dk + ahead, hd);
-                if (dv != NULL) prefetch_row(dv + ahead, hd);
+                if (dk != NULL) prefetch_row_for_write(dk + ahead, hd);
+                if (dv != NULL) prefetch_row_for_write(dv + ahead, hd);
             }
             const int64_t j = key[e];
             const float *kj = k + j * hd;
