@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from gfm.data.sampling import build_csr
+
 __all__ = ["NeighborTable", "capped_ego_subgraph", "induced_edges"]
 
 
@@ -25,12 +27,9 @@ class NeighborTable:
     def __init__(self, edge_index: torch.Tensor, num_nodes: int) -> None:
         self.num_nodes = int(num_nodes)
         self.edge_index = edge_index
-        order = torch.argsort(edge_index[0] * max(num_nodes, 1) + edge_index[1])
-        self.col = edge_index[1][order].contiguous()
-        counts = torch.bincount(edge_index[0], minlength=num_nodes)
-        self.rowptr = torch.zeros(num_nodes + 1, dtype=torch.long)
-        self.rowptr[1:] = torch.cumsum(counts, 0)
-        self.degree = counts
+        csr = build_csr(edge_index, self.num_nodes, "out")
+        self.col, self.rowptr = csr.col.contiguous(), csr.rowptr
+        self.degree = csr.rowptr[1:] - csr.rowptr[:-1]
 
     def random_neighbor(self, nodes: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """One uniformly random neighbour per node (``-1`` for isolated nodes): int64 ``[S]``."""
