@@ -32,11 +32,26 @@ def test_help_lists_every_option_with_its_documentation(recipe: dict, capsys: py
 def test_overrides_are_yaml_scalars() -> None:
     assert parse_overrides(["--max_steps", "20", "--learning-rate=3e-4", "--mixture_weights", "{a: 2, b: 1}",
                             "--report_to", "[csv]"]) == {
-        "max_steps": 20, "learning_rate": "3e-4", "mixture_weights": {"a": 2, "b": 1}, "report_to": ["csv"]}
+        "max_steps": 20, "learning_rate": 3e-4, "mixture_weights": {"a": 2, "b": 1}, "report_to": ["csv"]}
+    # YAML 1.2 scalars: "no" stays a word (YAML 1.1 would make it False and the string field refuse it)
+    assert parse_overrides(["--mixed_precision", "no", "--overwrite_output_dir", "true"]) == {
+        "mixed_precision": "no", "overwrite_output_dir": True}
     with pytest.raises(ConfigError, match="--max_steps needs a value"):
         parse_overrides(["--max_steps"])
     with pytest.raises(ConfigError, match="expected --key value, got 'oops'"):
         parse_overrides(["oops"])
+
+
+def test_unquoted_no_in_a_config_file_and_yes_for_a_flag(tmp_path: Path) -> None:
+    from gfm.training import load_config
+
+    inputs = write_run_inputs(tmp_path)
+    config = write_config(tmp_path / "c.yaml", base_config(tmp_path, *inputs))
+    text = config.read_text()
+    config.write_text(text + "\nmixed_precision: no\n" if "mixed_precision" not in text else text)
+    assert load_config(config).training.mixed_precision == "no"
+    with pytest.raises(ConfigError, match="'overwrite_output_dir' must be true or false, got 'yes'"):
+        load_config(config, {"overwrite_output_dir": parse_overrides(["--x", "yes"])["x"]})
 
 
 def test_recipe_trains_prints_summary_and_accepts_local_rank(recipe: dict, tmp_path: Path,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from gfm.evaluation.zero_shot_runner import ZeroShotConfigError, load_zero_shot_config
-from gfm.utils.config import load_yaml_dataclass
+from gfm.utils.config import load_yaml, load_yaml_dataclass
 
 
 class ExampleConfigError(ValueError):
@@ -72,3 +72,10 @@ def test_lazy_exports_load_on_access_and_name_unknown_attributes() -> None:
     assert callable(gfm.evaluation.roc_auc)
     with pytest.raises(AttributeError, match="module 'gfm.evaluation' has no attribute 'nope'"):
         gfm.evaluation.nope  # noqa: B018
+
+
+def test_yaml_loader_reads_yaml_1_2_booleans_and_floats() -> None:
+    assert load_yaml("a: no\nb: yes\nc: off\nd: true\ne: FALSE\nf: 3e-4\ng: -1E5\nh: 1.5\ni: 12\nj: 'true'") == {
+        "a": "no", "b": "yes", "c": "off", "d": True, "e": False, "f": 3e-4, "g": -1e5, "h": 1.5, "i": 12, "j": "true"
+    }
+    assert load_yaml("") is None

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
-import yaml
+from gfm.utils.config import load_yaml
 
 from .errors import ConfigError, UnknownConfigKeyError
 
@@ -497,7 +497,7 @@ def parse_overrides(arguments: Sequence[str]) -> dict[str, Any]:
                 raise ConfigError(f"command line: --{key} needs a value")
             raw = arguments[index + 1]
             index += 2
-        overrides[key.replace("-", "_")] = yaml.safe_load(raw)
+        overrides[key.replace("-", "_")] = load_yaml(raw)
     return overrides
 
 
@@ -517,7 +517,7 @@ def load_config(path: str | os.PathLike | None, overrides: Mapping[str, Any] | N
         source = str(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist; shipped configs are in configs/pretrain/")
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = load_yaml(path.read_text(encoding="utf-8"))
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, Mapping):

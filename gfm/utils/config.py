@@ -1,4 +1,10 @@
-"""Read a flat YAML mapping into a dataclass, naming unknown keys with their closest valid key."""
+"""YAML for configs: a loader with YAML 1.2 scalars, and a flat mapping read into a dataclass.
+
+PyYAML implements YAML 1.1, where an unquoted ``no`` / ``yes`` / ``on`` / ``off`` is a boolean
+and ``3e-4`` (no dot) is a string: ``mixed_precision: no`` would reach the config as ``False``
+and ``--mixed_precision no`` would be refused. :func:`load_yaml` reads ``true`` / ``false``
+only as booleans and every YAML 1.2 float as a number, as users expect.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,49 @@ import argparse
 import dataclasses
 import difflib
 import os
+import re
 import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_yaml_loader: type | None = None
+
+
+def _loader() -> type:
+    """A ``yaml.SafeLoader`` subclass whose booleans and floats follow YAML 1.2 (built once)."""
+    global _yaml_loader
+    if _yaml_loader is None:
+        import yaml
+
+        class Yaml12Loader(yaml.SafeLoader):
+            pass
+
+        Yaml12Loader.yaml_implicit_resolvers = {
+            first: [(tag, pattern) for tag, pattern in resolvers if tag != _BOOL_TAG]
+            for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+        }
+        Yaml12Loader.add_implicit_resolver(
+            _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+        )
+        Yaml12Loader.add_implicit_resolver(
+            _FLOAT_TAG,
+            re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+            list("-+0123456789"),
+        )
+        _yaml_loader = Yaml12Loader
+    return _yaml_loader
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML ``text`` with YAML 1.2 booleans (``true`` / ``false`` only) and floats (``3e-4``)."""
+    import yaml
+
+    return yaml.load(text, Loader=_loader())  # noqa: S506 - a SafeLoader subclass
 
 
 def load_yaml_dataclass(
@@ -31,10 +74,9 @@ def load_yaml_dataclass(
         error_class: exception raised for a file that is not a mapping or names an unknown key.
         what: how to call the config in messages (``"a fine-tuning config"``).
     """
-    import yaml
     from transformers import HfArgumentParser
 
-    payload = yaml.safe_load(Path(path).read_text()) or {}
+    payload = load_yaml(Path(path).read_text()) or {}
     if not isinstance(payload, dict):
         raise error_class(f"{path}: {what} is a YAML mapping of keys to values")
     payload.update(overrides or {})
