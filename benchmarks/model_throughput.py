@@ -172,19 +172,10 @@ def measure(length: int, precision: str, steps: int, clock: str) -> dict:
 
 def cpu_description() -> str:
     """Model name and whether the CPU has bfloat16 dot-product instructions (they decide the bf16 rows)."""
-    name, flags = "unknown CPU", set()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and name == "unknown CPU":
-                    name = value.strip()
-                elif key.strip() == "flags" and not flags:
-                    flags = set(value.split())
-    except OSError:
-        return name
-    bf16 = sorted(flags & {"avx512_bf16", "amx_bf16"})
-    return f"{name}, bf16 matmul instructions: {', '.join(bf16) if bf16 else 'none (bf16 is emulated)'}"
+    from gfm.utils.hardware import cpu_bf16_instructions, cpu_model_name
+
+    bf16 = cpu_bf16_instructions()
+    return f"{cpu_model_name()}, bf16 matmul instructions: {', '.join(bf16) if bf16 else 'none (bf16 is emulated)'}"
 
 
 def main() -> None:

@@ -356,7 +356,8 @@ class TrainingArguments(_Validated):
     )
     mixed_precision: str = field(
         default="no",
-        metadata={"help": "no, bf16, fp16, or auto (bf16 on a GPU that supports it, otherwise no).",
+        metadata={"help": "no, bf16, fp16, or auto (bf16 on a GPU that supports it or on a CPU with native "
+                          "bfloat16 matmuls, AVX-512 BF16 / AMX; otherwise no).",
                   "choices": MIXED_PRECISION_CHOICES},
     )
     deepspeed_config: Optional[str] = field(

@@ -111,9 +111,15 @@ def _free_port() -> int:
 
 
 def _resolve_mixed_precision(value: str) -> str:
+    """``"auto"``: bf16 on a GPU that supports it, or on a CPU run whose CPU multiplies bfloat16
+    natively (AVX-512 BF16 / AMX: bf16 matmuls ~2x faster than float32); otherwise ``"no"``."""
     if value != "auto":
         return value
-    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    from gfm.utils.hardware import cpu_bf16_instructions
+
+    return "bf16" if cpu_bf16_instructions() else "no"
 
 
 class Pretrainer:
