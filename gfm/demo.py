@@ -182,6 +182,7 @@ class DemoOutcome:
 
 
 def _train_tokenizer(plan: DemoPlan, data_dir: str | None, output: Path, outcome: DemoOutcome) -> Path:
+    from gfm.data.molecules import molecule_feature_values
     from gfm.tokenization.eulerian import EulerianTokenizer
     from gfm.training.corpus import corpus_graphs
 
@@ -193,7 +194,10 @@ def _train_tokenizer(plan: DemoPlan, data_dir: str | None, output: Path, outcome
             outcome.probe_graphs = chosen[:16]  # the reload check of the hub stage compares outputs on them
         graphs += chosen
         per_dataset[name] = (len(chosen), record["domain"])
-    tokenizer = EulerianTokenizer.train(graphs, merges="bpe", num_merges=plan.num_merges)
+    # every RDKit feature value gets a token, so the molecules of other datasets never need <unk>
+    tokenizer = EulerianTokenizer.train(
+        graphs, merges="bpe", num_merges=plan.num_merges, declared_values=molecule_feature_values()
+    )
     directory = tokenizer.save_pretrained(output / "tokenizer")
     base = sum(len(t) for t in tokenizer.encode_batch(graphs, use_merges=False))
     tokens, offset = {}, 0

@@ -478,3 +478,33 @@ def test_per_graph_seeds_accept_arrays(fuzz_tokenizer) -> None:
     from_array = fuzz_tokenizer.encode_batch(graphs, seed=seeds)
     one_by_one = [fuzz_tokenizer.encode(g, seed=int(s)) for g, s in zip(graphs, seeds)]
     assert all(torch.equal(a.input_ids, b.input_ids) for a, b in zip(from_array, one_by_one))
+
+
+def test_declared_molecule_values_remove_unk_for_other_datasets() -> None:
+    """A tokenizer trained on three small molecules writes selenium, charges and triple bonds exactly."""
+    from gfm.data.molecules import featurize_smiles, molecule_feature_values, molecules_to_graphs
+
+    train, *_ = molecules_to_graphs(["CCO", "c1ccccc1O", "CC(=O)N"])
+    unseen, *_ = molecules_to_graphs(["C[Se]C(=O)[O-]", "C[N+](C)(C)C#N", "[2H]C([2H])Cl"])
+    declared = molecule_feature_values()
+    plain = EulerianTokenizer.train(train)
+    full = EulerianTokenizer.train(train, declared_values={**declared, ("social", "x"): [[1, 2, 3]]})
+    with pytest.raises(UnknownValueError, match="was not seen when the vocabulary was trained"):
+        plain.encode(unseen[0])
+    for graph in unseen:
+        tokens = full.encode(graph, return_node_order=True)
+        assert full.unk_token_id not in tokens.input_ids.tolist()
+        decoded = full.decode(tokens)
+        order = torch.tensor(tokens.metadata["node_order"])
+        assert torch.equal(decoded.x, graph.x[order])
+        assert graph_difference(graph, decoded, order.tolist(), 0.0, "generic") is None
+    # exactly the declared values were added, and nothing for a domain the corpus lacks
+    added = len(full.vocabulary) - len(plain.vocabulary)
+    seen = featurize_smiles(["CCO", "c1ccccc1O", "CC(=O)N"])
+    expected = sum(
+        len(set(columns[c]) - set(np.unique(table[:, c]).tolist()))
+        for columns, table in ((declared[("molecules", "x")], seen.x), (declared[("molecules", "edge_attr")], seen.edge_attr))
+        for c in range(len(columns))
+    )
+    assert added == expected > 150
+    assert not any("social" in token for token in full.vocabulary.tokens)

@@ -27,6 +27,7 @@ from typing import Optional
 import numpy as np
 from transformers import HfArgumentParser
 
+from gfm.data.molecules import molecule_feature_values
 from gfm.tokenization.eulerian import EulerianTokenizer
 from gfm.training.corpus import build_tokenized_corpus, corpus_graphs
 from gfm.utils.logging import setup_logging
@@ -58,6 +59,11 @@ class TokenizerRecipeArguments:
     continuous_decimals: int = field(default=4, metadata={"help": "Declared precision of continuous attributes."})
     continuous_base: int = field(default=1000, metadata={"help": "Base of the digit tokens of continuous values."})
     merges: Optional[str] = field(default=None, metadata={"help": "None, 'bpe' or 'unigram' (SentencePiece)."})
+    all_molecule_values: bool = field(
+        default=True,
+        metadata={"help": "Give every value of the RDKit atom / bond features a token (molecules domain), so "
+                          "molecules of any dataset encode without <unk>, not only values the corpus holds."},
+    )
     num_merges: int = field(default=8000, metadata={"help": "Merged tokens to learn (a soft limit)."})
     max_piece_length: int = field(default=64, metadata={"help": "Longest merged token, in base tokens."})
     merges_max_graphs: Optional[int] = field(
@@ -109,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         num_merges=args.num_merges,
         max_piece_length=args.max_piece_length,
         merges_max_graphs=args.merges_max_graphs,
+        declared_values=molecule_feature_values() if args.all_molecule_values else None,
     )
     directory = tokenizer.save_pretrained(args.output_dir)
 

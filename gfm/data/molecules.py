@@ -27,7 +27,14 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
-__all__ = ["MoleculeBatch", "featurize_smiles", "molecules_to_graphs", "ATOM_FEATURES", "BOND_FEATURES"]
+__all__ = [
+    "MoleculeBatch",
+    "featurize_smiles",
+    "molecules_to_graphs",
+    "molecule_feature_values",
+    "ATOM_FEATURES",
+    "BOND_FEATURES",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +72,33 @@ def _lookup_tables() -> dict[str, Any]:
         "bond_type": enum_table(Chem.BondType, e_map["bond_type"]),
         "stereo": enum_table(Chem.BondStereo, e_map["stereo"]),
     }
+
+
+def molecule_feature_values(domain: str = "molecules") -> dict[tuple[str, str], list[list[int]]]:
+    """Every value each column of :func:`featurize_smiles`'s ``x`` / ``edge_attr`` can take.
+
+    Returns ``{(domain, "x"): [[values of column 0], ..., [column 8]], (domain, "edge_attr"):
+    [...3 columns]}`` (column order :data:`ATOM_FEATURES` / :data:`BOND_FEATURES`): the RDKit
+    enum values PyG's ``x_map`` / ``e_map`` name, degree ``0..10``, formal charge shifted to
+    ``0..11``, and so on. A tokenizer trained with them
+    (``EulerianTokenizer.train(declared_values=molecule_feature_values())``) writes any molecule
+    this featurizer accepts without ``<unk>``, whatever molecules its training set held.
+    """
+    tables = _lookup_tables()
+    charges = tables["formal_charge_max"] - tables["formal_charge_min"] + 1
+    atom_columns = [
+        sorted(set(tables["atomic_num"].values())),
+        sorted(set(tables["chirality"].values())),
+        list(range(tables["max_degree"] + 1)),
+        list(range(charges)),
+        list(range(tables["max_hs"] + 1)),
+        list(range(tables["max_radicals"] + 1)),
+        sorted(set(tables["hybridization"].values())),
+        [0, 1],
+        [0, 1],
+    ]
+    bond_columns = [sorted(set(tables["bond_type"].values())), sorted(set(tables["stereo"].values())), [0, 1]]
+    return {(domain, "x"): atom_columns, (domain, "edge_attr"): bond_columns}
 
 
 @dataclass

@@ -50,7 +50,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -421,11 +421,17 @@ class EulerianTokenizer(GraphTokenizer):
         unknown: str = "error",
         add_special_tokens: bool = True,
         backend: str = "auto",
+        declared_values: Mapping[tuple[str, str], Sequence[Sequence[int]]] | None = None,
     ) -> EulerianTokenizer:
         """Build the vocabulary from a corpus (any mix of domains), optionally with merges.
 
         Args:
             graphs: the training graphs; every schema and categorical value seen becomes a token.
+            declared_values: ``{(domain, field): [values of column 0, values of column 1, ...]}``,
+                categorical values to give tokens even where the corpus lacks them (e.g.
+                ``gfm.data.molecules.molecule_feature_values()`` for ``("molecules", "x")``), so
+                graphs of the same domain from other datasets need no ``<unk>``. Only pairs
+                whose domain and field occur in the corpus are used, up to the widest such field.
             num_index_tokens: ``V``, single-token node labels (larger labels use several tokens).
             continuous_decimals: decimal places kept of continuous attributes (the declared precision).
             continuous_base: base of the digit tokens of continuous values.
@@ -474,6 +480,12 @@ class EulerianTokenizer(GraphTokenizer):
         flush()
         if count == 0:
             raise ValueError("EulerianTokenizer.train: got no graphs; pass the training corpus")
+        for key, columns in (declared_values or {}).items():
+            if key not in values:
+                continue  # no graph of this domain has this field: its tokens would never be read
+            known = values[key]
+            for column, declared in enumerate(columns[: len(known)]):  # columns the corpus's layouts have
+                known[column] = np.unique(np.concatenate([known[column], np.asarray(declared, dtype=np.int64)]))
         vocabulary = EulerianVocabulary(
             schemas,
             {key: [v.tolist() for v in columns] for key, columns in values.items()},
