@@ -26,7 +26,8 @@ def rotary_cos_sin(
 
     Half width: both halves of a head use the same angles (Llama / GPT-NeoX half-split layout).
     Expanded over the heads and contiguous, so the per-layer rotations are plain same-shape
-    element-wise ops (a broadcast over the head axis is ~3x slower on a CPU). Computed per call
+    element-wise ops (a broadcast over the head axis is ~3x slower on a CPU); the two tables
+    together are the size of one ``[B, T, hidden]`` activation, shared by all layers. Computed per call
     rather than cached in a buffer, so nothing non-persistent has to survive
     ``from_pretrained``'s meta-device initialization.
     """
