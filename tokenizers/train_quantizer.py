@@ -36,6 +36,7 @@ from gfm.tokenization.quantized_eval import (
     random_codes_like,
     raw_node_features,
 )
+from gfm.utils.config import load_yaml
 from gfm.utils.logging import setup_logging
 
 
@@ -179,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--output-dir", default=None, help="overrides output_dir")
     options = cli.parse_args(argv)
     parser = HfArgumentParser((QuantizedTokenizerConfig, TrainQuantizerArguments))
-    config, args = parser.parse_yaml_file(options.config, allow_extra_keys=False)
+    # YAML 1.2 scalars (gfm.utils.config.load_yaml): an unquoted `no` stays a word, 3e-4 is a number
+    config, args = parser.parse_dict(load_yaml(Path(options.config).read_text()) or {}, allow_extra_keys=False)
     args.data_dir = options.data_dir or args.data_dir
     args.output_dir = options.output_dir or args.output_dir
     setup_logging()

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
-from transformers import HfArgumentParser
 
 from gfm.data.molecules import molecule_feature_values
 from gfm.tokenization.eulerian import EulerianTokenizer
 from gfm.training.corpus import build_tokenized_corpus, corpus_graphs
+from gfm.utils.config import load_yaml_dataclass
 from gfm.utils.logging import setup_logging
 from gfm.utils.seed import set_seed
 
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     cli = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     cli.add_argument("--config", required=True, help="YAML file with TokenizerRecipeArguments fields")
     options = cli.parse_args(argv)
-    (args,) = HfArgumentParser(TokenizerRecipeArguments).parse_yaml_file(options.config)
+    args = load_yaml_dataclass(options.config, TokenizerRecipeArguments, error_class=SystemExit, what="a tokenizer config")
     if not args.datasets:
         raise SystemExit(f"{options.config}: `datasets` is empty; list gfm.data registry names to train on")
     setup_logging()
