@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import functools
 import os
 import re
 import types
@@ -22,32 +23,25 @@ T = TypeVar("T")
 
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
-_yaml_loader: type | None = None
 
 
+@functools.lru_cache(maxsize=1)
 def _loader() -> type:
-    """A ``yaml.SafeLoader`` subclass whose booleans and floats follow YAML 1.2 (built once)."""
-    global _yaml_loader
-    if _yaml_loader is None:
-        import yaml
+    """A ``yaml.SafeLoader`` subclass whose booleans and floats follow YAML 1.2 (built on first use)."""
+    import yaml
 
-        class Yaml12Loader(yaml.SafeLoader):
-            pass
+    class Yaml12Loader(yaml.SafeLoader):
+        pass
 
-        Yaml12Loader.yaml_implicit_resolvers = {
-            first: [(tag, pattern) for tag, pattern in resolvers if tag != _BOOL_TAG]
-            for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-        }
-        Yaml12Loader.add_implicit_resolver(
-            _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-        )
-        Yaml12Loader.add_implicit_resolver(
-            _FLOAT_TAG,
-            re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-            list("-+0123456789"),
-        )
-        _yaml_loader = Yaml12Loader
-    return _yaml_loader
+    Yaml12Loader.yaml_implicit_resolvers = {
+        first: [(tag, pattern) for tag, pattern in resolvers if tag != _BOOL_TAG]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Yaml12Loader.add_implicit_resolver(_BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+    Yaml12Loader.add_implicit_resolver(
+        _FLOAT_TAG, re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+    )
+    return Yaml12Loader
 
 
 def load_yaml(text: str) -> Any:
