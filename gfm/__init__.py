@@ -13,6 +13,8 @@ __version__ = "0.1.0.dev0"
 
 # public name -> module that defines it (imported on first access)
 _LAZY_EXPORTS: dict[str, str] = {
+    # the base class of every named gfm error
+    "GFMError": "gfm.utils.errors",
     # contract between tokenizers and models
     "TokenizedGraph": "gfm.tokenization.tokenized_graph",
     "collate_tokenized_graphs": "gfm.tokenization.tokenized_graph",
