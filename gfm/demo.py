@@ -93,7 +93,8 @@ def write_summary_table(rows: Sequence[dict[str, Any]], stream: TextIO | None = 
 
 
 def _is_cached(name: str, data_dir: Any, cache_dir: Any) -> bool:
-    from gfm.data.arrow import META_FILE, cache_path
+    from gfm.data.arrow import META_FILE
+    from gfm.data.registry import cache_path
 
     if cache_dir is None:
         return False

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from gfm.data import Corpus, read_rows, registry, write_rows
-from gfm.data.arrow import ArrowGraphDataset, cache_path, datasets_equal, graphs_equal
+from gfm.data.arrow import ArrowGraphDataset, datasets_equal, graphs_equal
 from gfm.data.dataset import UnknownDatasetError
+from gfm.data.registry import cache_path
 from gfm.tokenization.tokenized_graph import TokenizedGraph
 
 SMALL = ["packaged/karate", "packaged/les-miserables", "packaged/florentine", "packaged/davis"]
@@ -49,7 +50,7 @@ def test_cache_key_follows_the_input_files(tmp_path):
 
 
 def test_lazy_cached_dataset_streams_graphs(tmp_path):
-    from gfm.data.arrow import load_or_build_cached
+    from gfm.data.registry import load_or_build_cached
 
     eager = registry.load("packaged/davis")
     lazy = load_or_build_cached("packaged/davis", None, tmp_path, {}, lazy=True)

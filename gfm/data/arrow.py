@@ -14,10 +14,11 @@ A cached dataset is a directory written atomically (``gfm.utils.io.atomic_direct
         dataset_tensors.safetensors  splits and edge_splits
         gfm_dataset.json             name, domain, task, skipped, info, cache key, format version
 
-The cache key is computed by :func:`gfm.data.registry.cache_key` (input files' sizes and
-modification times + options); HF ``datasets``' own fingerprints are not used because
+This module is storage only: it knows nothing of dataset names. The registry
+(:func:`gfm.data.registry.load` with ``cache_dir``) names the cache directory by
+:func:`gfm.data.registry.cache_key` (input files' sizes and modification times + options) and
+takes a file lock while writing; HF ``datasets``' own fingerprints are not used because
 ``from_generator`` can reuse a stale fingerprint cache when the generator's inputs change.
-Writers take a file lock, so several processes can ask for the same dataset at once.
 """
 
 from __future__ import annotations
@@ -26,10 +27,7 @@ import contextlib
 import json
 import logging
 import os
-import re
-import shutil
 import tempfile
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,7 +37,7 @@ from torch_geometric.data import Data
 
 from gfm.utils.io import atomic_directory, atomic_write_json
 
-from .dataset import GraphDataset, TaskSpec, validate_dataset
+from .dataset import GraphDataset, TaskSpec
 
 __all__ = [
     "FORMAT_VERSION",
@@ -52,8 +50,6 @@ __all__ = [
     "save_graph_dataset",
     "load_graph_dataset",
     "ArrowGraphDataset",
-    "load_or_build_cached",
-    "cache_path",
     "write_rows",
     "read_rows",
     "RowDataset",
@@ -66,8 +62,6 @@ FORMAT_VERSION = 1
 META_FILE = "gfm_dataset.json"
 TENSORS_FILE = "dataset_tensors.safetensors"
 GRAPHS_DIR = "graphs"
-#: Options that change how fast a dataset loads, not what it contains (left out of cache keys).
-NON_SEMANTIC_OPTIONS = ("num_workers",)
 
 
 class ArrowFormatError(ValueError):
@@ -444,49 +438,6 @@ class ArrowGraphDataset:
 def load_graph_dataset(directory: str | os.PathLike) -> ArrowGraphDataset:
     """Open a cache directory written by :func:`save_graph_dataset` (memory-mapped, lazy)."""
     return ArrowGraphDataset(directory)
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[:80] or "dataset"
-
-
-def cache_path(name: str, data_dir: str | os.PathLike | None, cache_dir: str | os.PathLike, options: Mapping[str, Any]) -> Path:
-    """Where ``load(name, data_dir, cache_dir=cache_dir, **options)`` keeps its Arrow cache."""
-    from .registry import cache_key
-
-    semantic = {k: v for k, v in options.items() if k not in NON_SEMANTIC_OPTIONS}
-    key = cache_key(name, data_dir, **semantic)
-    return Path(cache_dir).expanduser() / f"{_slug(name)}-{key[:24]}"
-
-
-def load_or_build_cached(
-    name: str, data_dir: str | os.PathLike | None, cache_dir: str | os.PathLike, options: Mapping[str, Any], lazy: bool = False
-) -> GraphDataset | ArrowGraphDataset:
-    """Return the cached dataset when its key matches, else load, validate, cache and return it.
-
-    Args:
-        lazy: return the memory-mapped :class:`ArrowGraphDataset` instead of a materialized
-            :class:`GraphDataset`.
-    """
-    from filelock import FileLock
-
-    from .registry import resolve_source
-
-    path = cache_path(name, data_dir, cache_dir, options)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
-        if (path / META_FILE).is_file():
-            logger.info("%s: reusing the Arrow cache %s", name, path)
-            cached = load_graph_dataset(path)
-            return cached if lazy else cached.to_graph_dataset()
-        start = time.perf_counter()
-        dataset = resolve_source(name, data_dir).loader(name, None if data_dir is None else Path(data_dir), **dict(options))
-        validate_dataset(dataset)
-        if path.exists():  # a damaged leftover without metadata
-            shutil.rmtree(path)
-        save_graph_dataset(dataset, path, cache_key=path.name.rsplit("-", 1)[-1])
-        logger.info("%s: processed in %.1f s and cached at %s", name, time.perf_counter() - start, path)
-    return load_graph_dataset(path) if lazy else dataset
 
 
 # ------------------------------------------------------------------------------------------

@@ -24,9 +24,16 @@ from torch_geometric.data import Data
 
 from gfm.utils.seed import torch_generator
 
-from .arrow import ArrowGraphDataset, load_or_build_cached
+from .arrow import ArrowGraphDataset
 from .dataset import GraphDataset
-from .registry import _check_options, input_files, load, resolve_data_dir, resolve_source
+from .registry import (
+    _check_options,
+    input_files,
+    load,
+    load_or_build_cached,
+    resolve_data_dir,
+    resolve_source,
+)
 
 __all__ = ["Corpus", "CACHE_DIR_ENV", "default_cache_dir"]
 

@@ -5,6 +5,10 @@ are discovered in the data folder (``"tu/"`` lists every TU-format folder under
 ``<data_dir>/tudataset``). Each source knows which files it reads, so a missing file is
 reported by name before any parsing, and the corpus cache can key processed results on the
 files' sizes and modification times. Nothing is ever downloaded.
+
+``load(name, cache_dir=...)`` keeps the processed dataset in an Arrow cache directory named by
+:func:`cache_key` (:func:`cache_path`, :func:`load_or_build_cached`); the storage format itself is
+:mod:`gfm.data.arrow`, which knows nothing of names (the registry imports it, never the reverse).
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ import inspect
 import json
 import logging
 import os
+import re
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .arrow import META_FILE, ArrowGraphDataset, load_graph_dataset, save_graph_dataset
 from .dataset import DataNotFoundError, GraphDataset, UnknownDatasetError, validate_dataset
 
 __all__ = [
@@ -34,6 +41,8 @@ __all__ = [
     "resolve_source",
     "input_files",
     "cache_key",
+    "cache_path",
+    "load_or_build_cached",
     "DATA_DIR_ENV",
 ]
 
@@ -42,6 +51,8 @@ logger = logging.getLogger(__name__)
 DATA_DIR_ENV = "GFM_DATA_DIR"
 #: Bump when a loader's output changes for the same input files (invalidates caches).
 LOADER_VERSION = 1
+#: Options that change how fast a dataset loads, not what it contains (left out of cache keys).
+NON_SEMANTIC_OPTIONS = ("num_workers",)
 
 LoaderFn = Callable[..., GraphDataset]
 FilesFn = Callable[[str, "Path | None", dict], list[Path]]
@@ -308,8 +319,6 @@ def load(
     folder = _require_data_dir(name, source, data_dir)
     input_files(name, folder, **options)
     if cache_dir is not None:
-        from .arrow import load_or_build_cached
-
         return load_or_build_cached(name, folder, cache_dir, options)
     start = time.perf_counter()
     dataset = source.loader(name, folder, **options)
@@ -322,3 +331,47 @@ def load(
         time.perf_counter() - start,
     )
     return dataset
+
+
+# ------------------------------------------------------------------------------------------
+# The Arrow cache of processed datasets, keyed by registry name (storage itself: gfm.data.arrow)
+# ------------------------------------------------------------------------------------------
+
+
+def _cache_slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[:80] or "dataset"
+
+
+def cache_path(name: str, data_dir: str | os.PathLike | None, cache_dir: str | os.PathLike, options: Mapping[str, Any]) -> Path:
+    """Where ``load(name, data_dir, cache_dir=cache_dir, **options)`` keeps its Arrow cache."""
+    semantic = {k: v for k, v in options.items() if k not in NON_SEMANTIC_OPTIONS}
+    key = cache_key(name, data_dir, **semantic)
+    return Path(cache_dir).expanduser() / f"{_cache_slug(name)}-{key[:24]}"
+
+
+def load_or_build_cached(
+    name: str, data_dir: str | os.PathLike | None, cache_dir: str | os.PathLike, options: Mapping[str, Any], lazy: bool = False
+) -> GraphDataset | ArrowGraphDataset:
+    """Return the cached dataset when its key matches, else load, validate, cache and return it.
+
+    Args:
+        lazy: return the memory-mapped :class:`ArrowGraphDataset` instead of a materialized
+            :class:`GraphDataset`.
+    """
+    from filelock import FileLock
+
+    path = cache_path(name, data_dir, cache_dir, options)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if (path / META_FILE).is_file():
+            logger.info("%s: reusing the Arrow cache %s", name, path)
+            cached = load_graph_dataset(path)
+            return cached if lazy else cached.to_graph_dataset()
+        start = time.perf_counter()
+        dataset = resolve_source(name, data_dir).loader(name, None if data_dir is None else Path(data_dir), **dict(options))
+        validate_dataset(dataset)
+        if path.exists():  # a damaged leftover without metadata
+            shutil.rmtree(path)
+        save_graph_dataset(dataset, path, cache_key=path.name.rsplit("-", 1)[-1])
+        logger.info("%s: processed in %.1f s and cached at %s", name, time.perf_counter() - start, path)
+    return load_graph_dataset(path) if lazy else dataset
