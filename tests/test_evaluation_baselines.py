@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch_geometric.data import Data
 
 from gfm.data.dataset import GraphDataset, TaskSpec
+from gfm.data.link_splits import holdout_link_split
 from gfm.data.registry import load
 from gfm.evaluation.baselines import (
     BaselineConfig,
@@ -19,7 +20,6 @@ from gfm.evaluation.baselines import (
     train_gcn_node_classifier,
     train_gin_graph_model,
 )
-from gfm.evaluation.link_splits import holdout_link_split
 
 
 def test_masked_losses_match_a_loop():

@@ -6,6 +6,13 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
+from gfm.data.link_splits import (
+    LeakageError,
+    LinkSplit,
+    LinkSplitError,
+    holdout_link_split,
+    link_split_from_dataset,
+)
 from gfm.data.registry import load
 from gfm.evaluation.controls import (
     ControlError,
@@ -15,13 +22,6 @@ from gfm.evaluation.controls import (
     label_propagation_scores,
     normalized_adjacency,
     sample_k_labels_per_class,
-)
-from gfm.evaluation.link_splits import (
-    LeakageError,
-    LinkSplit,
-    LinkSplitError,
-    holdout_link_split,
-    link_split_from_dataset,
 )
 from gfm.evaluation.metrics import accuracy
 

@@ -11,8 +11,8 @@ import yaml
 
 from gfm.adapters.finetune import FinetuneConfig, FinetuneConfigError, load_finetune_config, run_finetuning
 from gfm.data.dataset import GraphDataset, TaskSpec
+from gfm.data.link_splits import holdout_link_split
 from gfm.data.registry import load
-from gfm.evaluation.link_splits import holdout_link_split
 from gfm.hub import save_checkpoint
 from gfm.modeling import GFMConfig, GFMForPretraining
 from gfm.tokenization.eulerian import EulerianTokenizer

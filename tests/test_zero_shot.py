@@ -10,9 +10,9 @@ from torch_geometric.data import Data
 
 from gfm.adapters.encoding import SamplingConfig, TaskSampleEncoder, strip_attributes
 from gfm.adapters.heads import load_pretrained_for_task
+from gfm.data.link_splits import holdout_link_split
 from gfm.data.registry import load
 from gfm.evaluation.controls import SVDProbe
-from gfm.evaluation.link_splits import holdout_link_split
 from gfm.evaluation.reports import AccessMismatchError, markdown_table
 from gfm.evaluation.zero_shot import (
     Access,

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from gfm.data.link_splits import LinkSplit, link_split_from_dataset
 from gfm.evaluation.baselines import (
     BaselineConfig,
     train_gcn_link_predictor,
@@ -36,7 +37,6 @@ from gfm.evaluation.baselines import (
     train_gin_graph_model,
 )
 from gfm.evaluation.controls import SVDProbe, label_propagation_link_scores, label_propagation_scores
-from gfm.evaluation.link_splits import LinkSplit, link_split_from_dataset
 from gfm.evaluation.metrics import score_outputs
 from gfm.evaluation.reports import RunResult
 from gfm.utils.config import load_yaml_dataclass

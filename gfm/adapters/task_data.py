@@ -8,7 +8,7 @@ probe and the from-scratch baseline all train and select on exactly the same ite
 - node tasks: the labelled nodes of ``train_mask`` / ``val_mask`` / ``test_mask`` (split
   ``split_index`` of ``[N, S]`` masks); evaluation nodes may be capped (seeded) for cost;
 - link tasks: the training positives (capped) with as many training negatives, drawn so that
-  no negative is a positive of any split (:class:`~gfm.evaluation.link_splits.LinkSplit`);
+  no negative is a positive of any split (:class:`~gfm.data.link_splits.LinkSplit`);
   valid / test hold positives then negatives (counts in ``num_positives``), scored OGB-style.
 """
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch_geometric.data import Data
 
-from gfm.evaluation.link_splits import LinkSplit
+from gfm.data.link_splits import LinkSplit
 from gfm.evaluation.metrics import MetricInfo, get_metric
 from gfm.tokenization.tokenized_graph import TokenizedGraph
 

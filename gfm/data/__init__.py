@@ -8,6 +8,7 @@ Entry points (see ``docs/data.md``)::
     gfm.data.Corpus(names, domain_weights=..., cache_dir=...)
     gfm.data.ppr_topk(edge_index, num_nodes, seeds, k, alpha=0.15) -> (neighbors, weights)
     gfm.data.EgoGraphSampler(data, method="khop" | "ppr")
+    gfm.data.holdout_link_split(data, name) / link_split_from_dataset(dataset) -> LinkSplit
 
 Names are imported lazily on first access (RDKit, HF datasets and pandas load only when used).
 """
@@ -56,6 +57,12 @@ _LAZY_EXPORTS: dict[str, str] = {
     "RowDataset": "gfm.data.arrow",
     # corpus
     "Corpus": "gfm.data.corpus",
+    # link-prediction splits without leakage
+    "LinkSplit": "gfm.data.link_splits",
+    "LeakageError": "gfm.data.link_splits",
+    "LinkSplitError": "gfm.data.link_splits",
+    "link_split_from_dataset": "gfm.data.link_splits",
+    "holdout_link_split": "gfm.data.link_splits",
     # sampling
     "ppr_topk": "gfm.data.sampling",
     "ppr_push": "gfm.data.sampling",

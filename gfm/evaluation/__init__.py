@@ -6,7 +6,6 @@ Public names are imported lazily on first access (``from gfm.evaluation import r
                  get_metric, score_outputs
     controls     SVDProbe, label_propagation_scores, class_prototype_scores, ...
     baselines    train_gcn_node_classifier, train_gin_graph_model, train_gcn_link_predictor
-    link splits  LinkSplit, link_split_from_dataset, holdout_link_split
     zero-shot    Access, run_node_classification, run_link_prediction, write_zero_shot_report
     reports      RunResult, markdown_table, bar_plot, write_report
 """
@@ -27,9 +26,6 @@ _LAZY_EXPORTS: dict[str, str] = {
     **{name: "gfm.evaluation.baselines" for name in (
         "BaselineConfig", "BaselineError", "train_gcn_node_classifier", "train_gin_graph_model",
         "train_gcn_link_predictor",
-    )},
-    **{name: "gfm.evaluation.link_splits" for name in (
-        "LinkSplit", "LeakageError", "LinkSplitError", "link_split_from_dataset", "holdout_link_split",
     )},
     **{name: "gfm.evaluation.zero_shot" for name in (
         "Access", "AccessError", "LabelledNodes", "ZeroShotMethod", "GFMZeroShotMethod", "LabelPropagationMethod",

@@ -26,9 +26,9 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.nn import global_add_pool
 from torch_geometric.nn.models import GCN, GIN
 
+from gfm.data.link_splits import LinkSplit
 from gfm.utils.seed import set_seed
 
-from .link_splits import LinkSplit
 from .metrics import get_metric, score_outputs
 from .reports import RunResult
 

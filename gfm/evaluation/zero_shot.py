@@ -38,6 +38,8 @@ from pathlib import Path
 import torch
 from torch_geometric.data import Data
 
+from gfm.data.link_splits import LinkSplit
+
 from .controls import (
     SVDProbe,
     class_prototype_scores,
@@ -45,7 +47,6 @@ from .controls import (
     label_propagation_scores,
     sample_k_labels_per_class,
 )
-from .link_splits import LinkSplit
 from .metrics import get_metric, score_outputs
 from .reports import AccessMismatchError, RunResult, bar_plot, markdown_table, per_seed_table
 

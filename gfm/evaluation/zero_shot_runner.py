@@ -17,10 +17,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from gfm.data.link_splits import holdout_link_split
 from gfm.utils.config import load_yaml_dataclass
 
 from .controls import SVDProbe
-from .link_splits import holdout_link_split
 from .reports import RunResult
 from .zero_shot import (
     Access,
