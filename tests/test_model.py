@@ -373,7 +373,8 @@ def test_graph_positional_encodings_enter_through_node_features() -> None:
     from torch_geometric.transforms import AddRandomWalkPE
     from torch_geometric.utils import from_smiles
 
-    from gfm.modeling.positional_encoding import add_positional_encoding, graph_positional_encoding
+    from gfm.data.positional_encoding import graph_positional_encoding
+    from gfm.tokenization.positional_encoding import add_positional_encoding
 
     molecule = from_smiles("c1ccccc1CC(=O)O")  # 10 atoms
     encoding = graph_positional_encoding(molecule, laplacian_k=12, random_walk_steps=4, seed=3)

@@ -63,6 +63,8 @@ _LAZY_EXPORTS: dict[str, str] = {
     "LinkSplitError": "gfm.data.link_splits",
     "link_split_from_dataset": "gfm.data.link_splits",
     "holdout_link_split": "gfm.data.link_splits",
+    # per-node positional encodings of a whole graph
+    "graph_positional_encoding": "gfm.data.positional_encoding",
     # sampling
     "ppr_topk": "gfm.data.sampling",
     "ppr_push": "gfm.data.sampling",

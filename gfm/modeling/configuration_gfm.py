@@ -55,7 +55,7 @@ class GFMConfig(PretrainedConfig):
             of the shared vocabulary, so the token embedding covers them. 0 = no levels.
         use_ppr_gate: scale token embeddings by a learned gate of ``ppr_weight`` when given.
         node_feature_dim: width ``F`` of ``node_features`` (shared input space, plus any graph
-            positional encodings appended by :func:`gfm.modeling.positional_encoding.add_positional_encoding`);
+            positional encodings appended by :func:`gfm.tokenization.positional_encoding.add_positional_encoding`);
             0 = the model takes no continuous inputs.
 
     Tokenizer record (checked by loaders, e.g. ``gfm.hub``):

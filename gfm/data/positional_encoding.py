@@ -1,13 +1,15 @@
 """Graph positional encodings (Laplacian eigenvectors, random-walk return probabilities).
 
-How they enter the model: they are **per-node** features, so they travel with the continuous
-inputs. :func:`graph_positional_encoding` computes ``[num_nodes, P]`` for one graph with PyG's
-``AddLaplacianEigenvectorPE`` / ``AddRandomWalkPE``; :func:`add_positional_encoding` copies each
-token's node row (zeros for tokens without a node) onto the ``TokenizedGraph``'s
-``node_features`` (appending columns to any shared-input-space features already there). The
-collators carry ``node_features`` as ``[B, T, F]`` and ``GFMEmbeddings`` projects them, so no
-new batch key and no model change is needed; set ``GFMConfig.node_feature_dim`` to the total
-width ``F``. Every token of one node gets the same encoding.
+They are **per-node** vectors of one whole graph: :func:`graph_positional_encoding` computes
+``[num_nodes, P]`` from a PyG ``Data`` with PyG's ``AddLaplacianEigenvectorPE`` /
+``AddRandomWalkPE``, before any sampling or tokenization, so a node keeps its global position when
+it is later cut into ego graphs. The result is a plain tensor any layer can use (a GNN baseline's
+inputs, a tokenizer's per-token features): this module reads only the graph.
+
+How they enter the model: :func:`gfm.tokenization.positional_encoding.add_positional_encoding`
+copies each token's node row onto a ``TokenizedGraph``'s ``node_features``; the collators carry
+``node_features`` as ``[B, T, F]`` and ``GFMEmbeddings`` projects them, so no new batch key and no
+model change is needed; set ``GFMConfig.node_feature_dim`` to the total width ``F``.
 
 Laplacian eigenvectors have arbitrary signs; PyG flips them at random, which is the standard
 training augmentation. Here the flips are drawn from ``seed`` (deterministic); pass a new seed
@@ -16,16 +18,12 @@ per epoch to augment, a fixed one to evaluate.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import torch
 from torch_geometric.data import Data
 from torch_geometric.transforms import AddLaplacianEigenvectorPE, AddRandomWalkPE
 
-from gfm.tokenization.tokenized_graph import TokenizedGraph, TokenizedGraphError
-
-__all__ = ["add_positional_encoding", "graph_positional_encoding"]
+__all__ = ["graph_positional_encoding"]
 
 
 def graph_positional_encoding(
@@ -64,28 +62,3 @@ def graph_positional_encoding(
     if not blocks:
         return torch.zeros(num_nodes, 0)
     return torch.cat(blocks, dim=1)
-
-
-def add_positional_encoding(tokenized: TokenizedGraph, node_encoding: torch.Tensor) -> TokenizedGraph:
-    """A copy of ``tokenized`` whose ``node_features`` gain the encoding of each token's node.
-
-    Args:
-        tokenized: a ``TokenizedGraph`` of a graph with ``num_nodes`` nodes.
-        node_encoding: ``[num_nodes, P]`` (e.g. from :func:`graph_positional_encoding`).
-
-    Returns:
-        A new ``TokenizedGraph`` with ``node_features`` ``[L, F + P]`` (``F`` = previous width, 0 if none).
-    """
-    if node_encoding.dim() != 2 or node_encoding.shape[0] != tokenized.num_nodes:
-        raise TokenizedGraphError(
-            f"node_encoding has shape {tuple(node_encoding.shape)}, expected [num_nodes={tokenized.num_nodes}, P]"
-        )
-    node = tokenized.node_index
-    per_token = torch.zeros(len(tokenized), node_encoding.shape[1], dtype=torch.float32)
-    has_node = node >= 0
-    per_token[has_node] = node_encoding[node[has_node]].float()
-    if tokenized.node_features is None:
-        features = per_token
-    else:
-        features = torch.cat([tokenized.node_features, per_token], dim=1)
-    return dataclasses.replace(tokenized, node_features=features, metadata=dict(tokenized.metadata))
