@@ -8,7 +8,9 @@ forever: on a CPU, DeepSpeed loads its ``deepspeed_shm_comm`` op on every initia
 
 A DeepSpeed op builds in well under a minute here (``deepspeed_shm_comm`` ~24 s, ``cpu_adam``
 ~39 s), so a lock older than ``max_age_seconds`` (default 15 minutes) cannot belong to a live
-build; it is removed with a warning that names it.
+build. gfm did not create such a file, so it removes it only when asked: with ``remove=True`` or
+the environment variable ``GFM_CLEAR_STALE_EXTENSION_LOCKS=1`` (the Makefile's test targets and
+CI set it). Otherwise it logs a warning naming each stale lock and how to remove it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,17 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "CLEAR_LOCKS_VARIABLE",
+    "DEFAULT_MAX_LOCK_AGE_SECONDS",
+    "extension_build_roots",
+    "find_stale_build_locks",
+    "release_stale_build_locks",
+]
+
 DEFAULT_MAX_LOCK_AGE_SECONDS = 15 * 60
+#: set to 1 to let gfm delete stale torch-extension build locks.
+CLEAR_LOCKS_VARIABLE = "GFM_CLEAR_STALE_EXTENSION_LOCKS"
 
 
 def extension_build_roots() -> list[Path]:
@@ -36,10 +48,10 @@ def extension_build_roots() -> list[Path]:
         return []
 
 
-def release_stale_build_locks(
+def find_stale_build_locks(
     roots: list[Path] | None = None, max_age_seconds: float = DEFAULT_MAX_LOCK_AGE_SECONDS
-) -> list[Path]:
-    """Remove ``<root>/<op>/lock`` files older than ``max_age_seconds``; return the removed paths.
+) -> list[tuple[Path, float]]:
+    """``(lock, age in seconds)`` of every ``<root>/<op>/lock`` file older than ``max_age_seconds``.
 
     Args:
         roots: build roots to scan (default: :func:`extension_build_roots`).
@@ -47,25 +59,57 @@ def release_stale_build_locks(
     """
     if max_age_seconds <= 0:
         raise ValueError(f"max_age_seconds must be positive, got {max_age_seconds}")
-    removed: list[Path] = []
+    stale: list[tuple[Path, float]] = []
     now = time.time()
     for root in extension_build_roots() if roots is None else roots:
         if not root.is_dir():
             continue
-        for lock in root.glob("*/lock"):
+        for lock in sorted(root.glob("*/lock")):
             try:
                 age = now - lock.stat().st_mtime
             except FileNotFoundError:  # released meanwhile by its builder
                 continue
-            if age < max_age_seconds:
-                continue
-            try:
-                lock.unlink()
-            except FileNotFoundError:
-                continue
+            if age >= max_age_seconds:
+                stale.append((lock, age))
+    return stale
+
+
+def _opted_in() -> bool:
+    return os.environ.get(CLEAR_LOCKS_VARIABLE, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def release_stale_build_locks(
+    roots: list[Path] | None = None,
+    max_age_seconds: float = DEFAULT_MAX_LOCK_AGE_SECONDS,
+    remove: bool | None = None,
+) -> list[Path]:
+    """Remove stale build locks when asked, otherwise warn about each; return the removed paths.
+
+    Args:
+        roots: build roots to scan (default: :func:`extension_build_roots`).
+        max_age_seconds: a lock younger than this is left alone (a build may be running).
+        remove: delete the stale locks. ``None`` (default): only when the environment variable
+            ``GFM_CLEAR_STALE_EXTENSION_LOCKS`` is ``1``; ``False``: never (warn only).
+    """
+    stale = find_stale_build_locks(roots, max_age_seconds)
+    if remove is None:
+        remove = _opted_in()
+    removed: list[Path] = []
+    for lock, age in stale:
+        if not remove:
             logger.warning(
-                "removed a stale build lock %s (%.0f s old; a build killed mid-way leaves it and every later "
-                "load of that op would wait for it forever)", lock, age,
+                "stale build lock %s (%.0f s old): a torch extension build killed mid-way leaves it, and every later "
+                "load of that op (DeepSpeed loads one on each initialization) waits for it forever. Remove it "
+                "(rm %s) or set %s=1 to let gfm remove such locks", lock, age, lock, CLEAR_LOCKS_VARIABLE,
             )
-            removed.append(lock)
+            continue
+        try:
+            lock.unlink()
+        except FileNotFoundError:  # released meanwhile by its builder
+            continue
+        logger.warning(
+            "removed a stale build lock %s (%.0f s old; %s=1): a build killed mid-way leaves it and every later "
+            "load of that op would wait for it forever", lock, age, CLEAR_LOCKS_VARIABLE,
+        )
+        removed.append(lock)
     return removed
