@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from gfm.utils.errors import GFMError
 from gfm.utils.io import atomic_write_json
 
 from .heads import backbone_of
@@ -50,7 +51,7 @@ ADAPTATION_METHODS = ("lora", "full", "linear_probe")
 GFM_ADAPTER_FILE = "gfm_adapter.json"
 
 
-class AdapterMismatchError(ValueError):
+class AdapterMismatchError(GFMError, ValueError):
     """A saved adapter does not belong to the base model it is being loaded onto."""
 
 

@@ -31,6 +31,7 @@ import torch
 from torch_geometric.data import Data
 
 from gfm.tokenization.tokenized_graph import TokenizedGraph, collate_tokenized_graphs
+from gfm.utils.errors import GFMError
 
 __all__ = ["SamplingConfig", "TaskSampleEncoder", "EncodingError", "strip_attributes", "ATTRIBUTE_KEYS"]
 
@@ -40,7 +41,7 @@ logger = logging.getLogger(__name__)
 ATTRIBUTE_KEYS = ("x", "x_cont", "edge_attr", "edge_attr_cont", "x_observed")
 
 
-class EncodingError(ValueError):
+class EncodingError(GFMError, ValueError):
     """A task item cannot be turned into a model input (tokenizer / model mismatch, length...)."""
 
 

@@ -34,6 +34,7 @@ from gfm.modeling import (
     GFMForNodeClassification,
     GFMModel,
 )
+from gfm.utils.errors import GFMError
 
 __all__ = [
     "TaskHeadMismatchError",
@@ -48,7 +49,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class TaskHeadMismatchError(ValueError):
+class TaskHeadMismatchError(GFMError, ValueError):
     """The labels or the task do not fit the model's head (kind, width or dtype)."""
 
 

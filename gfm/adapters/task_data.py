@@ -23,6 +23,7 @@ from torch_geometric.data import Data
 from gfm.data.link_splits import LinkSplit
 from gfm.evaluation.metrics import MetricInfo, get_metric
 from gfm.tokenization.tokenized_graph import TokenizedGraph
+from gfm.utils.errors import GFMError
 
 from .encoding import TaskSampleEncoder
 
@@ -33,7 +34,7 @@ logger = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "test")
 
 
-class TaskDataError(ValueError):
+class TaskDataError(GFMError, ValueError):
     """A split cannot be built (no positives, no labelled node, no graphs)."""
 
 

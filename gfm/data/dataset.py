@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch_geometric.data import Data
 
+from gfm.utils.errors import GFMError
+
 __all__ = [
     "TaskSpec",
     "GraphDataset",
@@ -36,19 +38,19 @@ NODE_MASK_KEYS = ("train_mask", "val_mask", "test_mask")
 SPLIT_NAMES = ("train", "valid", "test")
 
 
-class GraphValidationError(ValueError):
+class GraphValidationError(GFMError, ValueError):
     """A graph breaks the ``Data`` contract; the message names the graph, the field and the fix."""
 
 
-class DataFormatError(ValueError):
+class DataFormatError(GFMError, ValueError):
     """A source file is malformed; the message names the file, the line and the fix."""
 
 
-class DataNotFoundError(FileNotFoundError):
+class DataNotFoundError(GFMError, FileNotFoundError):
     """The data folder or one of its files is missing. gfm never downloads: the message says where to put it."""
 
 
-class UnknownDatasetError(ValueError):
+class UnknownDatasetError(GFMError, ValueError):
     """A registry name that matches no dataset; the message lists the close matches."""
 
 

@@ -27,6 +27,7 @@ from torch_geometric.nn import global_add_pool
 from torch_geometric.nn.models import GCN, GIN
 
 from gfm.data.link_splits import LinkSplit
+from gfm.utils.errors import GFMError
 from gfm.utils.seed import set_seed
 
 from .metrics import get_metric, score_outputs
@@ -47,7 +48,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class BaselineError(ValueError):
+class BaselineError(GFMError, ValueError):
     """A baseline cannot run on the given task / data; the message names what is missing."""
 
 

@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from torch_geometric.nn.models import LabelPropagation
 from torch_geometric.utils import add_self_loops, coalesce, degree, to_undirected
 
+from gfm.utils.errors import GFMError
+
 __all__ = [
     "ControlError",
     "normalized_adjacency",
@@ -35,7 +37,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class ControlError(ValueError):
+class ControlError(GFMError, ValueError):
     """A control was given inputs it cannot use (no labelled node of a class, bad shapes...)."""
 
 

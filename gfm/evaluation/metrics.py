@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from gfm.utils.errors import GFMError
+
 __all__ = [
     "MetricError",
     "PerTaskScores",
@@ -51,7 +53,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class MetricError(ValueError):
+class MetricError(GFMError, ValueError):
     """Inputs a metric cannot score (shapes, NaN scores, a task without both classes...)."""
 
 

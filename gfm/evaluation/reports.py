@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from gfm.utils.errors import GFMError
 from gfm.utils.io import atomic_write_json, atomic_write_text
 
 __all__ = [
@@ -44,7 +45,7 @@ logger = logging.getLogger(__name__)
 ROLES = ("method", "baseline", "control")
 
 
-class AccessMismatchError(ValueError):
+class AccessMismatchError(GFMError, ValueError):
     """Runs that saw different parts of the target graph were put into one comparison."""
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from transformers import PretrainedConfig
 
+from gfm.utils.errors import GFMError
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["GFMConfig", "GFMConfigError"]
@@ -15,7 +17,7 @@ _POOLING_MODES = ("mean", "first", "max")
 _PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
 
 
-class GFMConfigError(ValueError):
+class GFMConfigError(GFMError, ValueError):
     """An inconsistent ``GFMConfig``; the message names the field and the fix."""
 
 

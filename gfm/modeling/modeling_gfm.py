@@ -28,6 +28,8 @@ from transformers import __version__ as transformers_version
 from transformers.modeling_outputs import BaseModelOutput, SequenceClassifierOutput
 from transformers.utils import ModelOutput
 
+from gfm.utils.errors import GFMError
+
 from .attention import (
     AttentionPattern,
     build_attention_pattern,
@@ -66,11 +68,11 @@ __all__ = [
 _TRANSFORMERS_5 = version.parse(transformers_version).major >= 5
 
 
-class GFMInputError(ValueError):
+class GFMInputError(GFMError, ValueError):
     """A batch does not fit the model (field, shape, range); the message names the field and the fix."""
 
 
-class GFMCheckpointMismatchError(ValueError):
+class GFMCheckpointMismatchError(GFMError, ValueError):
     """A checkpoint's weights do not fit the config it is loaded with."""
 
 

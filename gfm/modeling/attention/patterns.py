@@ -51,6 +51,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from gfm.utils.errors import GFMError
+
 __all__ = [
     "AttentionPattern",
     "AttentionPatternError",
@@ -61,7 +63,7 @@ __all__ = [
 ]
 
 
-class AttentionPatternError(ValueError):
+class AttentionPatternError(GFMError, ValueError):
     """The structure fields of a batch cannot form a valid attention pattern; the message says why."""
 
 

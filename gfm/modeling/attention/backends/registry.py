@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
+from gfm.utils.errors import GFMError
+
 from ..patterns import AttentionPattern
 
 __all__ = [
@@ -47,7 +49,7 @@ AttentionFunction = Callable[
 ]
 
 
-class AttentionBackendError(RuntimeError):
+class AttentionBackendError(GFMError, RuntimeError):
     """Base class of backend selection errors."""
 
 
