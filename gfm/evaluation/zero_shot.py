@@ -39,6 +39,7 @@ import torch
 from torch_geometric.data import Data
 
 from gfm.data.link_splits import LinkSplit
+from gfm.utils.errors import GFMError
 
 from .controls import (
     SVDProbe,
@@ -70,7 +71,7 @@ logger = logging.getLogger(__name__)
 _LEVEL_PATTERN = re.compile(r"^structure(\+features)?(\+(k|\d+)_labels)?$")
 
 
-class AccessError(ValueError):
+class AccessError(GFMError, ValueError):
     """A run asked for something its declared access does not allow, or the access is malformed."""
 
 
