@@ -69,7 +69,7 @@ def test_edge_list_errors_name_file_line_and_fix(small_graph, tmp_path):
     with pytest.raises(DataFormatError, match=r"dup.csv: line 4 repeats node id 'a'"):
         load_edge_list(small_graph / "edges.csv", tmp_path / "dup.csv")
     (tmp_path / "nan.csv").write_text("id,f\na,1.0\nb,\nc,2\nd,3\n")
-    with pytest.raises(Exception, match=r"x holds NaN or infinite values \(first in row 1\)"):
+    with pytest.raises(DataFormatError, match=r"nan.csv: line 3, column 'f': the cell is empty or NaN; fill it in"):
         registry.load(f"csv/{small_graph / 'edges.csv'}", nodes_path=tmp_path / "nan.csv")
 
 

@@ -1,12 +1,17 @@
-"""Reading numeric text tables with exact line accounting (TU files, edge lists).
+"""Reading numeric text tables with exact line accounting (TU files, edge lists, CSV tables).
 
 pandas parses the bulk quickly; when it fails, or a value is missing, a line-by-line scan finds
 the first bad line so the error names the file, the line number and what is wrong.
+:func:`row_location` turns a pandas row number back into the line a user sees in the file.
 """
 
 from __future__ import annotations
 
+import bz2
+import csv
+import gzip
 import io
+import lzma
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +19,7 @@ import pandas as pd
 
 from .dataset import DataFormatError
 
-__all__ = ["read_numeric_lines", "count_lines"]
+__all__ = ["read_numeric_lines", "count_lines", "csv_row_lines", "row_location", "is_parquet"]
 
 
 def _lines(path: Path) -> list[bytes]:
@@ -22,6 +27,50 @@ def _lines(path: Path) -> list[bytes]:
     while lines and not lines[-1].strip():
         lines.pop()
     return lines
+
+
+def is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in (".parquet", ".pq")
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    """The file as text, decompressed by its suffix as ``pandas.read_csv`` does (gz, bz2, xz)."""
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix.lower())
+    if opener is not None:
+        return opener(path, "rt", encoding="utf-8", errors="replace", newline="")
+    return open(path, encoding="utf-8", errors="replace", newline="")
+
+
+def csv_row_lines(path: Path) -> list[int]:
+    """The file line (1-based, header = line 1 when it opens the file) where each data row of
+    a CSV starts, as ``pandas.read_csv`` numbers the rows: blank lines are skipped, a quoted
+    field may span lines. Reads the whole file: call it only to word an error."""
+    starts: list[int] = []
+    with _open_text(path) as handle:
+        reader = csv.reader(handle)
+        previous_end = 0
+        header_seen = False
+        for record in reader:
+            start, previous_end = previous_end + 1, reader.line_num
+            if not record or (len(record) == 1 and not record[0].strip()):
+                continue  # a blank line: pandas skips it
+            if not header_seen:
+                header_seen = True
+                continue
+            starts.append(start)
+    return starts
+
+
+def row_location(path: Path, row: int) -> str:
+    """How an error names data row ``row`` (0-based, as pandas counts) of a CSV or Parquet
+    table: ``"line 7"`` (the line in the file, header = line 1) or ``"row 5 (counting from 0)"``."""
+    if is_parquet(path):
+        return f"row {row} (counting from 0)"
+    try:
+        lines = csv_row_lines(path)
+    except (OSError, csv.Error, EOFError):
+        lines = []
+    return f"line {lines[row]}" if row < len(lines) else f"line {row + 2}"
 
 
 def count_lines(path: Path) -> int:

@@ -13,9 +13,15 @@ numeric columns -> float32 ``x`` ``[N, F]``. Without a node table the nodes are 
 the edge list (sorted). Column names are options (``source_col``, ``target_col``, ``node_col``,
 ``label_col``, ``split_col``).
 
-Undirected graphs (the default) get the reverse of every edge whose reverse is not listed;
-``directed=True`` keeps the edges as given. Without labels the task is link prediction with a
-seeded random link split (``seed``, ``fractions``).
+Undirected graphs (the default) list every edge in both directions (a self-loop once), whichever
+direction the file gave; ``directed=True`` keeps the edges as given. Repeated rows
+(``duplicate_edges="merge"``, the default) are one edge: in an undirected list ``0,1`` twice and
+``1,0`` once are the edge {0, 1}; repeated rows whose attributes differ are an error. With
+``duplicate_edges="keep"`` every row is its own edge (a multigraph). Without labels the task is
+link prediction with a seeded random link split (``seed``, ``fractions``).
+
+Nothing is guessed: an empty id, an empty / NaN / infinite feature cell, a text cell in a numeric
+column are errors naming the file, the line (header = line 1; Parquet: the row) and the column.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ import pandas as pd
 import torch
 from torch_geometric.data import Data
 
-from .dataset import DataFormatError, GraphDataset, TaskSpec
+from ._text import is_parquet, row_location
+from .dataset import DataFormatError, GraphDataset, TaskSpec, validate_dataset
 from .registry import DatasetSource, register
 from .splits import indices_to_masks, random_link_split, random_split, stratified_split
 
@@ -37,16 +44,26 @@ __all__ = ["load_edge_list"]
 
 logger = logging.getLogger(__name__)
 
+DUPLICATE_EDGES = ("merge", "keep")
 _SPLIT_VALUES = {"train": "train", "valid": "valid", "val": "valid", "validation": "valid", "test": "test"}
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _read_table(path: Path, what: str) -> pd.DataFrame:
+    parquet = is_parquet(path)
+    if not parquet and path.stat().st_size == 0:
+        raise DataFormatError(
+            f"{path}: the file is empty; {what} starts with a header line naming its columns, then one row per line"
+        )
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
+        if parquet:
             return pd.read_parquet(path)
         return pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as err:
-        raise DataFormatError(f"{path}: cannot read it as {'Parquet' if path.suffix.lower() in ('.parquet', '.pq') else 'CSV'} ({err})") from err
+    except pd.errors.EmptyDataError as err:
+        raise DataFormatError(
+            f"{path}: the file holds no header line ({err}); {what} starts with a header line naming its columns"
+        ) from err
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, ValueError) as err:
+        raise DataFormatError(f"{path}: cannot read it as {'Parquet' if parquet else 'CSV'} ({err})") from err
 
 
 def _require(frame: pd.DataFrame, path: Path, column: str, option: str) -> None:
@@ -56,19 +73,127 @@ def _require(frame: pd.DataFrame, path: Path, column: str, option: str) -> None:
         )
 
 
-def _line(path: Path, row: int) -> str:
-    return f"line {row + 2}" if path.suffix.lower() not in (".parquet", ".pq") else f"row {row}"
+def _shown(value: object) -> str:
+    """A cell as the user wrote it: strings quoted, numbers plain (``7``, not ``np.int64(7)``)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value) if isinstance(value, str) else str(value)
 
 
-def _numeric_columns(frame: pd.DataFrame, exclude: Sequence[str], path: Path) -> list[str]:
-    numeric, ignored = [], []
+def _two_rows(path: Path, first: int, second: int) -> str:
+    """``"lines 2 and 4"`` (CSV) or ``"rows 0 and 2 (counting from 0)"`` (Parquet)."""
+    if is_parquet(path):
+        return f"rows {first} and {second} (counting from 0)"
+    one, two = (row_location(path, r).removeprefix("line ") for r in (first, second))
+    return f"lines {one} and {two}"
+
+
+def _check_no_empty_cells(frame: pd.DataFrame, path: Path, column: str, what: str) -> None:
+    missing = frame[column].isna().to_numpy()
+    if missing.any():
+        row = int(np.nonzero(missing)[0][0])
+        raise DataFormatError(f"{path}: {row_location(path, row)}, column {column!r} is empty; {what}")
+
+
+def _feature_columns(frame: pd.DataFrame, exclude: Sequence[str], ignore: set[str], path: Path) -> list[str]:
+    """The numeric columns that become float32 features, checked cell by cell.
+
+    A column whose cells are all text is not a feature (logged). A column mixing numbers and
+    text, an empty cell, NaN or an infinite value is an error naming the line and the column:
+    gfm never drops a feature column or guesses a missing value silently.
+    """
+    numeric, text = [], []
     for column in frame.columns:
-        if column in exclude:
+        if column in exclude or column in ignore:
             continue
-        (numeric if pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column]) else ignored).append(column)
-    if ignored:
-        logger.warning("%s: non-numeric columns %s are not used as features (encode them as numbers to use them)", path, ignored)
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            numeric.append(column)
+            continue
+        parsed = pd.to_numeric(values, errors="coerce")
+        is_number = parsed.notna().to_numpy()
+        if is_number.any():
+            written = values.notna().to_numpy()
+            row = int(np.nonzero(written & ~is_number)[0][0]) if (written & ~is_number).any() else int(np.nonzero(~written)[0][0])
+            cell = values.iloc[row]
+            held = f"holds {_shown(str(cell))}, not a number," if pd.notna(cell) else "is empty"
+            raise DataFormatError(
+                f"{path}: {row_location(path, row)}, column {column!r} {held} but {int(is_number.sum())} other "
+                f"cell(s) of the column are numbers: fix the cell, or pass ignore_columns=[{column!r}] to leave the "
+                "column out of the features"
+            )
+        text.append(column)
+    if text:
+        logger.warning(
+            "%s: text columns %s are not used as features (encode them as numbers to use them, or pass "
+            "ignore_columns=%s to silence this)", path, text, text,
+        )
+    for column in numeric:
+        cells = frame[column].to_numpy(np.float64)
+        bad = ~np.isfinite(cells)
+        if bad.any():
+            row = int(np.nonzero(bad)[0][0])
+            held = "the cell is empty or NaN" if np.isnan(cells[row]) else f"the cell holds {cells[row]}"
+            raise DataFormatError(
+                f"{path}: {row_location(path, row)}, column {column!r}: {held}; fill it in (gfm does not guess "
+                f"missing values) or pass ignore_columns=[{column!r}] to leave the column out of the features"
+            )
     return numeric
+
+
+def _edges_of_rows(
+    src: np.ndarray,
+    dst: np.ndarray,
+    attr: np.ndarray | None,
+    num_nodes: int,
+    directed: bool,
+    duplicate_edges: str,
+    edges: pd.DataFrame,
+    attr_cols: list[str],
+    ids: pd.Index,
+    path: Path,
+) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+    """``edge_index`` ``[2, E]`` (+ ``edge_attr`` ``[E, F]``) from the rows, and how many rows were merged.
+
+    ``merge``: rows naming the same edge (an undirected list: the same pair in either direction)
+    become one edge; their attributes must agree. ``keep``: every row is its own edge. An
+    undirected graph then lists each edge in both directions (a self-loop once), sorted by
+    ``(src, dst)``.
+    """
+    rows = np.arange(src.shape[0])
+    merged = 0
+    if duplicate_edges == "merge" and rows.size:
+        low, high = (src, dst) if directed else (np.minimum(src, dst), np.maximum(src, dst))
+        _, first, group = np.unique(low * num_nodes + high, return_index=True, return_inverse=True)
+        if attr is not None:
+            differs = (attr != attr[first[group]]).any(1)
+            if differs.any():
+                row = int(np.nonzero(differs)[0][0])
+                other = int(first[group[row]])
+                column = attr_cols[int(np.nonzero(attr[row] != attr[other])[0][0])]
+                arrow = "->" if directed else "-"
+                edge = f"{_shown(ids[src[other]])} {arrow} {_shown(ids[dst[other]])}"
+                raise DataFormatError(
+                    f"{path}: {_two_rows(path, other, row)} both give the edge {edge}"
+                    f"{'' if directed else ' (either direction)'} but with different {column!r} "
+                    f"({_shown(edges[column].iloc[other])} vs {_shown(edges[column].iloc[row])}); "
+                    f"{'a directed' if directed else 'an undirected'} edge list names each edge once: remove or fix "
+                    "one of the rows, or pass duplicate_edges='keep' to keep every row as its own (parallel) edge"
+                )
+        rows = np.sort(first)
+        merged = int(src.shape[0] - rows.size)
+    src, dst = src[rows], dst[rows]
+    attr = attr[rows] if attr is not None else None
+    if not directed:
+        loop = src == dst
+        src, dst = np.concatenate([src, dst[~loop]]), np.concatenate([dst, src[~loop]])
+        if attr is not None:
+            attr = np.concatenate([attr, attr[~loop]])
+        order = np.argsort(src * num_nodes + dst, kind="stable")
+        src, dst = src[order], dst[order]
+        attr = attr[order] if attr is not None else None
+    edge_index = torch.from_numpy(np.stack([src, dst]).astype(np.int64).reshape(2, -1))
+    return edge_index, (torch.from_numpy(attr.astype(np.float32)) if attr is not None else None), merged
 
 
 def load_edge_list(
@@ -82,38 +207,57 @@ def load_edge_list(
     label_col: str = "label",
     split_col: str = "split",
     directed: bool = False,
+    duplicate_edges: str = "merge",
+    ignore_columns: Sequence[str] = (),
     domain: str = "other",
     seed: int = 0,
     fractions: Sequence[float] | None = None,
 ) -> GraphDataset:
     """Load a user graph from an edge list (and node table); see the module docstring for the format.
 
+    Args:
+        duplicate_edges: ``"merge"`` (default): rows naming the same edge (in an undirected list,
+            the same pair in either direction: ``0,1`` twice and ``1,0`` are one edge) become one
+            edge; rows that repeat an edge with different attribute values are an error.
+            ``"keep"``: every row is its own edge (a multigraph: parallel edges stay).
+        ignore_columns: columns of either table not to use as features (``edge_attr`` / ``x``).
+
     Returns:
         A node-classification / node-regression dataset when the node table has labels, else a
-        link-prediction dataset. ``data.node_names`` keeps the original ids (as strings).
+        link-prediction dataset, validated (:func:`gfm.data.validate_dataset`) as
+        ``gfm.data.load`` does. ``data.node_names`` keeps the original ids (as strings);
+        ``info["merged_duplicate_rows"]`` counts the rows merged into an earlier one.
 
     Raises:
-        DataFormatError: a missing column, a duplicate node id, or an edge endpoint that is not
-            in the node table, naming the file and line.
+        DataFormatError: a missing column, an empty id, a duplicate node id, an edge endpoint
+            that is not in the node table, an empty / NaN / infinite / non-numeric feature cell,
+            repeated edges that disagree, naming the file, the line (header = line 1) and column.
     """
     edges_path = Path(edges_path)
-    dataset_name = dataset_name or f"{'parquet' if edges_path.suffix.lower() in ('.parquet', '.pq') else 'csv'}/{edges_path}"
-    edges = _read_table(edges_path)
+    dataset_name = dataset_name or f"{'parquet' if is_parquet(edges_path) else 'csv'}/{edges_path}"
+    if duplicate_edges not in DUPLICATE_EDGES:
+        raise DataFormatError(
+            f"{dataset_name}: duplicate_edges={duplicate_edges!r} is not an option; use 'merge' (repeated rows become "
+            "one edge) or 'keep' (every row is its own edge: a multigraph)"
+        )
+    edges = _read_table(edges_path, "an edge list")
     _require(edges, edges_path, source_col, "source_col")
     _require(edges, edges_path, target_col, "target_col")
     for column in (source_col, target_col):
-        if edges[column].isna().any():
-            row = int(np.nonzero(edges[column].isna().to_numpy())[0][0])
-            raise DataFormatError(f"{edges_path}: {_line(edges_path, row)} has no {column!r} value")
+        _check_no_empty_cells(edges, edges_path, column, "every edge needs a source and a target node id")
     nodes = None
     if nodes_path is not None:
         nodes_path = Path(nodes_path)
-        nodes = _read_table(nodes_path)
+        nodes = _read_table(nodes_path, "a node table")
         _require(nodes, nodes_path, node_col, "node_col")
+        _check_no_empty_cells(nodes, nodes_path, node_col, "every node needs an id (isolated nodes included)")
         duplicated = nodes[node_col].duplicated().to_numpy()
         if duplicated.any():
             row = int(np.nonzero(duplicated)[0][0])
-            raise DataFormatError(f"{nodes_path}: {_line(nodes_path, row)} repeats node id {nodes[node_col].iloc[row]!r}; ids must be unique")
+            raise DataFormatError(
+                f"{nodes_path}: {row_location(nodes_path, row)} repeats node id {_shown(nodes[node_col].iloc[row])}; "
+                "ids must be unique"
+            )
         ids = pd.Index(nodes[node_col].astype(str))
     else:
         seen = pd.unique(pd.concat([edges[source_col], edges[target_col]], ignore_index=True))
@@ -122,6 +266,14 @@ def load_edge_list(
         except TypeError:
             ordered = sorted(seen, key=str)
         ids = pd.Index([str(v) for v in ordered])
+    ignore = set(ignore_columns)
+    unknown_columns = sorted(ignore - set(edges.columns) - (set(nodes.columns) if nodes is not None else set()))
+    if unknown_columns:
+        raise DataFormatError(
+            f"ignore_columns names {', '.join(repr(c) for c in unknown_columns)}, which is in neither {edges_path} "
+            f"(columns: {list(edges.columns)})"
+            + (f" nor {nodes_path} (columns: {list(nodes.columns)})" if nodes is not None else "")
+        )
     num_nodes = len(ids)
     src = ids.get_indexer(edges[source_col].astype(str))
     dst = ids.get_indexer(edges[target_col].astype(str))
@@ -130,34 +282,34 @@ def load_edge_list(
         row = int(np.nonzero(unknown)[0][0])
         missing = edges[source_col].iloc[row] if src[row] < 0 else edges[target_col].iloc[row]
         raise DataFormatError(
-            f"{edges_path}: {_line(edges_path, row)} refers to node {missing!r}, which is not in {nodes_path} "
-            f"(column {node_col!r}); add it to the node table"
+            f"{edges_path}: {row_location(edges_path, row)} refers to node {_shown(missing)}, which is not in "
+            f"{nodes_path} (column {node_col!r}); add it to the node table"
         )
-    edge_index = torch.from_numpy(np.stack([src, dst]).astype(np.int64))
-    edge_feature_cols = _numeric_columns(edges, (source_col, target_col), edges_path)
-    edge_attr = torch.tensor(edges[edge_feature_cols].to_numpy(np.float32)) if edge_feature_cols else None
-    if not directed and edge_index.numel():
-        keys = edge_index[0] * num_nodes + edge_index[1]
-        reverse_keys = edge_index[1] * num_nodes + edge_index[0]
-        lacking = ~torch.isin(reverse_keys, keys)
-        if bool(lacking.any()):
-            logger.info("%s: adding the reverse of %d edges (undirected graph)", dataset_name, int(lacking.sum()))
-            edge_index = torch.cat([edge_index, edge_index[:, lacking].flip(0)], dim=1)
-            if edge_attr is not None:
-                edge_attr = torch.cat([edge_attr, edge_attr[lacking]])
-        order = torch.argsort(edge_index[0] * num_nodes + edge_index[1], stable=True)
-        edge_index = edge_index[:, order]
-        edge_attr = edge_attr[order] if edge_attr is not None else None
+    edge_feature_cols = _feature_columns(edges, (source_col, target_col), ignore, edges_path)
+    attr = edges[edge_feature_cols].to_numpy(np.float64) if edge_feature_cols else None
+    edge_index, edge_attr, merged = _edges_of_rows(
+        src.astype(np.int64), dst.astype(np.int64), attr, num_nodes, directed, duplicate_edges, edges,
+        edge_feature_cols, ids, edges_path,
+    )
+    if merged:
+        logger.info("%s: merged %d repeated edge rows into the edges they repeat (duplicate_edges='merge')", dataset_name, merged)
     data = Data(edge_index=edge_index, num_nodes=num_nodes, domain=domain, name=edges_path.stem, node_names=list(ids))
     if directed:
         data.directed = True
     if edge_attr is not None:
         data.edge_attr = edge_attr
+    info = {
+        "edges_file": str(edges_path),
+        "nodes_file": str(nodes_path) if nodes_path else None,
+        "edge_rows": int(len(edges)),
+        "duplicate_edges": duplicate_edges,
+        "merged_duplicate_rows": merged,
+    }
 
     labels = None
     if nodes is not None:
         exclude = [node_col, label_col, split_col]
-        feature_cols = _numeric_columns(nodes, exclude, nodes_path)
+        feature_cols = _feature_columns(nodes, exclude, ignore, nodes_path)
         if feature_cols:
             data.x = torch.tensor(nodes[feature_cols].to_numpy(np.float32))
         if label_col in nodes.columns:
@@ -173,8 +325,9 @@ def load_edge_list(
             description=f"predict the edges of {edges_path.name}",
             split=f"seeded random link split {fractions} (seed={seed}), one sampled non-edge per held-out edge",
         )
-        return GraphDataset(name=dataset_name, domain=domain, task=task, graphs=[data], edge_splits=edge_splits,
-                            info={"edges_file": str(edges_path), "nodes_file": str(nodes_path) if nodes_path else None})
+        return validate_dataset(
+            GraphDataset(name=dataset_name, domain=domain, task=task, graphs=[data], edge_splits=edge_splits, info=info)
+        )
 
     present = labels.notna().to_numpy()
     fractions = tuple(fractions or (0.6, 0.2, 0.2))
@@ -214,16 +367,27 @@ def load_edge_list(
         given = nodes[split_col]
         unknown_values = sorted({str(v) for v in given.dropna().unique()} - set(_SPLIT_VALUES))
         if unknown_values:
-            raise DataFormatError(f"{nodes_path}: column {split_col!r} holds {unknown_values}; use train, valid or test (or leave empty)")
+            row = int(np.nonzero(given.map(lambda v: pd.notna(v) and str(v) not in _SPLIT_VALUES).to_numpy(bool))[0][0])
+            raise DataFormatError(
+                f"{nodes_path}: column {split_col!r} holds {unknown_values} (first on {row_location(nodes_path, row)}); "
+                "use train, valid or test (or leave the cell empty)"
+            )
         mapped = given.map(lambda v: _SPLIT_VALUES.get(str(v)) if pd.notna(v) else None)
+        unlabelled_in_split = (mapped.notna() & labels.isna()).to_numpy()
+        if unlabelled_in_split.any():
+            row = int(np.nonzero(unlabelled_in_split)[0][0])
+            raise DataFormatError(
+                f"{nodes_path}: {row_location(nodes_path, row)}: node {_shown(nodes[node_col].iloc[row])} is in split "
+                f"{given.iloc[row]!r} but its {label_col!r} cell is empty; give it a label or leave its {split_col!r} "
+                "cell empty"
+            )
         split_indices = {k: torch.from_numpy(np.nonzero((mapped == k).to_numpy())[0]) for k in ("train", "valid", "test")}
         task.split = f"given by the {split_col!r} column of {nodes_path.name}"
     else:
         task.split = f"seeded {'stratified ' if task.kind == 'classification' else ''}{fractions} node split (seed={seed})"
     for key, mask in indices_to_masks(split_indices, num_nodes).items():
         data[key] = mask
-    return GraphDataset(name=dataset_name, domain=domain, task=task, graphs=[data],
-                        info={"edges_file": str(edges_path), "nodes_file": str(nodes_path)})
+    return validate_dataset(GraphDataset(name=dataset_name, domain=domain, task=task, graphs=[data], info=info))
 
 
 def _path_of(name: str) -> Path:
