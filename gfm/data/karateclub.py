@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from torch_geometric.data import Data
 
+from ._text import row_location
 from .dataset import DataFormatError, GraphDataset, TaskSpec
 from .registry import DatasetSource, register
 from .splits import indices_to_masks, stratified_split
@@ -56,7 +57,7 @@ def _read_csv(path: Path, columns: Sequence[str]) -> pd.DataFrame:
         if bad.any():
             row = int(np.nonzero(bad)[0][0])
             raise DataFormatError(
-                f"{path}: line {row + 2} holds {frame[column].iloc[row]!r} in column {column!r}, expected an integer id"
+                f"{path}: {row_location(path, row)} holds {frame[column].iloc[row]!r} in column {column!r}, expected an integer id"
             )
     return frame
 
@@ -83,13 +84,13 @@ def load_karateclub_node(
     ids = target["id"].to_numpy()
     if not np.array_equal(ids, np.arange(num_nodes)):
         row = int(np.nonzero(ids != np.arange(num_nodes))[0][0])
-        raise DataFormatError(f"{folder / 'target.csv'}: line {row + 2} has id {ids[row]}, expected {row} (ids 0..N-1 in order)")
+        raise DataFormatError(f"{folder / 'target.csv'}: {row_location(folder / 'target.csv', row)} has id {ids[row]}, expected {row} (ids 0..N-1 in order)")
     src, dst = edges["id_1"].to_numpy(np.int64), edges["id_2"].to_numpy(np.int64)
     bad = (src < 0) | (src >= num_nodes) | (dst < 0) | (dst >= num_nodes)
     if bad.any():
         row = int(np.nonzero(bad)[0][0])
         raise DataFormatError(
-            f"{folder / 'edges.csv'}: line {row + 2} joins nodes {src[row]} and {dst[row]} but target.csv has {num_nodes} nodes"
+            f"{folder / 'edges.csv'}: {row_location(folder / 'edges.csv', row)} joins nodes {src[row]} and {dst[row]} but target.csv has {num_nodes} nodes"
         )
     labels = torch.from_numpy(target["target"].to_numpy(np.int64).copy())
     default_domain, what = KARATECLUB_TASKS.get(key, ("social", "the target of each node"))
@@ -102,8 +103,17 @@ def load_karateclub_node(
         nodes, feats = table["node_id"].to_numpy(np.int64).copy(), table["feature_id"].to_numpy(np.int64).copy()
         if (nodes < 0).any() or (nodes >= num_nodes).any():
             row = int(np.nonzero((nodes < 0) | (nodes >= num_nodes))[0][0])
-            raise DataFormatError(f"{features_path}: line {row + 2} refers to node {nodes[row]} but there are {num_nodes} nodes")
-        values = table["value"].to_numpy(np.float32).copy()
+            raise DataFormatError(f"{features_path}: {row_location(features_path, row)} refers to node {nodes[row]} but there are {num_nodes} nodes")
+        values = pd.to_numeric(table["value"], errors="coerce").to_numpy(np.float64)
+        if not np.isfinite(values).all():
+            row = int(np.nonzero(~np.isfinite(values))[0][0])
+            cell = table["value"].iloc[row]
+            held = "is empty" if pd.isna(cell) else f"holds {str(cell)!r}, not a finite number"
+            raise DataFormatError(
+                f"{features_path}: {row_location(features_path, row)}, column 'value' {held}; every feature row needs "
+                "its value (gfm does not guess missing values)"
+            )
+        values = values.astype(np.float32)
         repeated = int(pd.Series(nodes * (feats.max() + 1) + feats).duplicated().sum())
         if repeated:
             logger.info("%s: %d repeated (node, feature) rows in %s; each feature is set once", dataset_name, repeated, features_path.name)
@@ -135,8 +145,15 @@ def load_reddit10k(
     target = _read_csv(target_path, ("id", "target"))
     labels = dict(zip(target["id"].tolist(), target["target"].tolist()))
     graphs = []
+    if not isinstance(raw, dict) or not all(str(k).isdigit() for k in raw):
+        raise DataFormatError(f"{graphs_path}: expected a JSON object {{\"<graph id>\": [[u, v], ...]}} with integer ids")
     for key in sorted(raw, key=int):
-        edges = np.asarray(raw[key], dtype=np.int64).reshape(-1, 2)
+        try:
+            edges = np.asarray(raw[key], dtype=np.int64).reshape(-1, 2)
+        except (ValueError, TypeError) as err:
+            raise DataFormatError(
+                f"{graphs_path}: graph {key} is not a list of [u, v] integer pairs ({err}); fix that entry"
+            ) from err
         if int(key) not in labels:
             raise DataFormatError(f"{target_path}: no target for graph {key} of {graphs_path.name}")
         if edges.size and edges.min() < 0:

@@ -30,7 +30,11 @@ _SPLITS = ("train", "valid", "test")
 
 
 def _read_triples(path: Path) -> np.ndarray:
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise DataFormatError(f"{path}: line {line} is not UTF-8 text ({err.reason}); save the file as UTF-8") from err
     rows = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():

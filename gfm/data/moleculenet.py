@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ._text import csv_row_lines, row_location
 from .dataset import DataFormatError, GraphDataset, TaskSpec
 from .molecules import molecules_to_graphs
 from .registry import DatasetSource, register
@@ -75,27 +76,54 @@ def load_smiles_csv(
         num_workers: RDKit processes (see :func:`gfm.data.molecules.molecules_to_graphs`).
     """
     path = Path(path)
+    layout = f"a header line '{smiles_column},<target>,...', then one molecule per line"
     try:
         frame = pd.read_csv(path, nrows=limit)
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise DataFormatError(f"{path}: not a readable CSV ({err})") from err
-    if smiles_column not in frame.columns:
+    except pd.errors.EmptyDataError as err:
         raise DataFormatError(
-            f"{path}: no {smiles_column!r} column (columns: {list(frame.columns)[:8]}); pass smiles_column=..."
+            f"{path}: the file is empty ({err}); a MoleculeNet CSV holds {layout}. Restore the file from its source"
+        ) from err
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as err:
+        raise DataFormatError(
+            f"{path}: not a readable CSV ({type(err).__name__}: {err}); a MoleculeNet CSV holds {layout} "
+            "(gzip-compressed when the name ends in .gz). Restore the file from its source"
+        ) from err
+    if smiles_column not in frame.columns:
+        columns = [str(c) for c in frame.columns]
+        same_but_case = [c for c in columns if c.lower() == smiles_column.lower()]
+        hint = (
+            f"{same_but_case[0]!r} differs only in case: pass smiles_column={same_but_case[0]!r}"
+            if same_but_case
+            else "pass smiles_column=<the column holding the SMILES>"
         )
+        shown = columns if len(columns) <= 20 else columns[:20] + [f"... {len(columns) - 20} more"]
+        raise DataFormatError(
+            f"{path}: no column {smiles_column!r} (the SMILES column expected); the file has {len(columns)} "
+            f"columns: {shown}; {hint}"
+        )
+    if len(frame) == 0:
+        raise DataFormatError(f"{path}: a header but no rows; a MoleculeNet CSV holds {layout}")
     target_names = [c for c in frame.columns if c != smiles_column]
     if not target_names:
-        raise DataFormatError(f"{path}: no target columns beside {smiles_column!r}")
-    try:
-        targets = frame[target_names].to_numpy(dtype=np.float64)
-    except ValueError as err:
-        raise DataFormatError(f"{path}: target columns must be numeric ({err})") from err
+        raise DataFormatError(f"{path}: no target columns beside {smiles_column!r}; the file holds {layout}")
+    for column in target_names:
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            continue
+        not_number = (values.notna() & pd.to_numeric(values, errors="coerce").isna()).to_numpy()
+        row = int(np.nonzero(not_number)[0][0])
+        raise DataFormatError(
+            f"{path}: {row_location(path, row)}, column {column!r} holds {str(values.iloc[row])!r}, not a number; "
+            "target cells are numbers, or empty for a label that was not measured"
+        )
+    targets = frame[target_names].to_numpy(dtype=np.float64)
 
     graphs, kept, scaffolds, skipped = molecules_to_graphs(
         frame[smiles_column].tolist(), domain=domain, scaffolds=True, num_workers=num_workers
     )
+    line_of_row = _row_lines(path) if skipped else []
     if skipped:
-        lines = ", ".join(str(position + 2) for position, _, _ in skipped[:10])
+        lines = ", ".join(str(_line(line_of_row, position)) for position, _, _ in skipped[:10])
         logger.warning(
             "%s: skipped %d of %d SMILES that RDKit cannot parse or featurize (CSV lines %s%s); "
             "they are listed in dataset.skipped",
@@ -108,8 +136,8 @@ def load_smiles_csv(
             raise DataFormatError(f"{path}: classification expects one target column, found {target_names}")
         column = targets[:, 0]
         if np.isnan(column).any():
-            row = int(kept[np.nonzero(np.isnan(column))[0][0]]) + 2
-            raise DataFormatError(f"{path}: line {row} has no label in {target_names[0]!r}; drop the row or treat the task as multilabel")
+            row = int(kept[np.nonzero(np.isnan(column))[0][0]])
+            raise DataFormatError(f"{path}: {row_location(path, row)} has no label in {target_names[0]!r}; drop the row or treat the task as multilabel")
         values = np.unique(column)
         if not np.array_equal(values, np.round(values)) or values.min() < 0:
             raise DataFormatError(f"{path}: classification labels must be non-negative integers, found {values[:10].tolist()}")
@@ -119,8 +147,12 @@ def load_smiles_csv(
     else:
         num_classes = None
         if kind == "regression" and np.isnan(targets).any():
-            row = int(kept[np.nonzero(np.isnan(targets).any(1))[0][0]]) + 2
-            raise DataFormatError(f"{path}: line {row} has a missing regression target; fill or drop it")
+            index = int(np.nonzero(np.isnan(targets).any(1))[0][0])
+            row = int(kept[index])
+            column = target_names[int(np.nonzero(np.isnan(targets[index]))[0][0])]
+            raise DataFormatError(
+                f"{path}: {row_location(path, row)}, column {column!r}: the regression target is empty; fill it in or drop the row"
+            )
         if kind == "multilabel":
             present = targets[~np.isnan(targets)]
             if present.size and not np.isin(present, (0.0, 1.0)).all():
@@ -146,16 +178,34 @@ def load_smiles_csv(
         task=task,
         graphs=graphs,
         splits=splits,
-        skipped=[{"line": position + 2, "item": text, "reason": reason} for position, text, reason in skipped],
+        skipped=[{"line": _line(line_of_row, position), "item": text, "reason": reason} for position, text, reason in skipped],
         info={"source_file": path.name, "rows": int(len(frame)), "limit": limit},
     )
+
+
+def _row_lines(path: Path) -> list[int]:
+    """The file line of every data row (header = line 1), as a user counts them."""
+    try:
+        return csv_row_lines(path)
+    except (OSError, EOFError, ValueError) as err:
+        raise DataFormatError(f"{path}: cannot read it line by line ({err})") from err
+
+
+def _line(line_of_row: list[int], position: int) -> int:
+    return line_of_row[position] if position < len(line_of_row) else position + 2
 
 
 def _files(name: str, data_dir: Path | None, options: dict) -> list[Path]:
     return [data_dir / "moleculenet" / MOLECULENET[name.split("/", 1)[1]].file]
 
 
-def _load(name: str, data_dir: Path | None, limit: int | None = None, num_workers: int | None = None) -> GraphDataset:
+def _load(
+    name: str,
+    data_dir: Path | None,
+    limit: int | None = None,
+    num_workers: int | None = None,
+    smiles_column: str = "smiles",
+) -> GraphDataset:
     key = name.split("/", 1)[1]
     spec = MOLECULENET[key]
     return load_smiles_csv(
@@ -164,6 +214,7 @@ def _load(name: str, data_dir: Path | None, limit: int | None = None, num_worker
         kind=spec.kind,
         metric=spec.metric,
         description=spec.description,
+        smiles_column=smiles_column,
         limit=limit,
         num_workers=num_workers,
     )
