@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from torch_geometric.data import Data
 
+from gfm.utils.errors import GFMError
 from gfm.utils.io import atomic_directory, atomic_write_json
 
 from .dataset import GraphDataset, TaskSpec
@@ -64,8 +65,23 @@ TENSORS_FILE = "dataset_tensors.safetensors"
 GRAPHS_DIR = "graphs"
 
 
-class ArrowFormatError(ValueError):
+class ArrowFormatError(GFMError, ValueError):
     """A graph attribute cannot be stored exactly, or a cache directory is damaged."""
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
+    """What reading a damaged cache raises: truncated or garbled Arrow / safetensors / JSON files."""
+    import pyarrow as pa
+    from safetensors import SafetensorError
+
+    return (OSError, ValueError, KeyError, TypeError, EOFError, pa.ArrowException, SafetensorError)
+
+
+def _damaged(directory: Path, what: str, err: BaseException, rebuild: str) -> ArrowFormatError:
+    return ArrowFormatError(
+        f"the Arrow cache {directory} is damaged ({what}: {type(err).__name__}: {err}); it is derived data: "
+        f"delete the folder {directory} and {rebuild}"
+    )
 
 
 @contextlib.contextmanager
@@ -380,26 +396,47 @@ class ArrowGraphDataset:
         meta_path = self.directory / META_FILE
         if not meta_path.is_file():
             raise ArrowFormatError(f"{self.directory}: no {META_FILE}; this is not a gfm graph cache (write one with save_graph_dataset)")
-        meta = json.loads(meta_path.read_text())
+        rebuild = "load again: gfm.data.load(name, cache_dir=...) rebuilds it from the source files"
+        errors = _read_errors()
+        try:
+            meta = json.loads(meta_path.read_text())
+        except errors as err:
+            raise _damaged(self.directory, META_FILE, err, rebuild) from err
+        if not isinstance(meta, dict):
+            raise _damaged(self.directory, META_FILE, TypeError(f"a JSON {type(meta).__name__}, not an object"), rebuild)
         if meta.get("format_version") != FORMAT_VERSION:
             raise ArrowFormatError(
                 f"{self.directory}: cache format {meta.get('format_version')} but this gfm writes {FORMAT_VERSION}; delete it to rebuild"
             )
-        self.name: str = meta["name"]
-        self.domain: str = meta["domain"]
-        self.task = TaskSpec.from_dict(meta["task"])
-        self.skipped: list[dict[str, Any]] = meta["skipped"]
-        self.info: dict[str, Any] = meta["info"]
-        self.cache_key: str | None = meta.get("cache_key")
-        self._summary: dict[str, Any] = meta["summary"]
-        splits, edge_splits = _unflatten_dataset_tensors(load_file(str(self.directory / TENSORS_FILE)))
+        if isinstance(meta.get("name"), str):
+            rebuild = f"load again: gfm.data.load({meta['name']!r}, cache_dir=...) rebuilds it from the source files"
+        try:
+            self.name: str = meta["name"]
+            self.domain: str = meta["domain"]
+            self.task = TaskSpec.from_dict(meta["task"])
+            self.skipped: list[dict[str, Any]] = meta["skipped"]
+            self.info: dict[str, Any] = meta["info"]
+            self.cache_key: str | None = meta.get("cache_key")
+            self._summary: dict[str, Any] = meta["summary"]
+            num_graphs = int(meta["num_graphs"])
+        except errors as err:
+            raise _damaged(self.directory, META_FILE, err, rebuild) from err
+        try:
+            splits, edge_splits = _unflatten_dataset_tensors(load_file(str(self.directory / TENSORS_FILE)))
+        except errors as err:
+            raise _damaged(self.directory, TENSORS_FILE, err, rebuild) from err
         self.splits = _ordered(splits, meta.get("split_order", sorted(splits)))
         self.edge_splits = {
             split: _ordered(edge_splits.get(split, {}), keys) for split, keys in meta.get("edge_split_order", {}).items()
         }
-        self._table = datasets.load_from_disk(str(self.directory / GRAPHS_DIR))
-        if len(self._table) != meta["num_graphs"]:
-            raise ArrowFormatError(f"{self.directory}: {len(self._table)} graphs stored but {meta['num_graphs']} recorded; rebuild it")
+        try:
+            self._table = datasets.load_from_disk(str(self.directory / GRAPHS_DIR))
+        except errors as err:
+            raise _damaged(self.directory, f"{GRAPHS_DIR}/", err, rebuild) from err
+        if len(self._table) != num_graphs:
+            raise _damaged(
+                self.directory, f"{GRAPHS_DIR}/", ValueError(f"{len(self._table)} graphs stored but {num_graphs} recorded"), rebuild
+            )
 
     def __len__(self) -> int:
         return len(self._table)
@@ -501,9 +538,17 @@ class RowDataset:
         meta_path = self.directory / ROWS_META_FILE
         if not meta_path.is_file():
             raise ArrowFormatError(f"{self.directory}: no {ROWS_META_FILE}; write it with gfm.data.write_rows")
-        meta = json.loads(meta_path.read_text())
-        self.json_columns = tuple(meta["json_columns"])
-        self.table = datasets.load_from_disk(str(self.directory / "rows"))
+        rebuild = "write the rows again (gfm.data.write_rows, or the command that wrote them)"
+        errors = _read_errors()
+        try:
+            meta = json.loads(meta_path.read_text())
+            self.json_columns = tuple(meta["json_columns"])
+        except errors as err:
+            raise _damaged(self.directory, ROWS_META_FILE, err, rebuild) from err
+        try:
+            self.table = datasets.load_from_disk(str(self.directory / "rows"))
+        except errors as err:
+            raise _damaged(self.directory, "rows/", err, rebuild) from err
 
     def __len__(self) -> int:
         return len(self.table)

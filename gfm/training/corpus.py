@@ -29,8 +29,9 @@ from gfm.data.arrow import batched, save_row_batches
 from gfm.utils.io import atomic_directory, atomic_write_json
 
 from .data import CORPUS_METADATA_NAME
+from .errors import CorpusError
 
-__all__ = ["corpus_graphs", "build_tokenized_corpus", "CORPUS_VERSION"]
+__all__ = ["corpus_graphs", "build_tokenized_corpus", "read_corpus_table", "CORPUS_VERSION"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,63 @@ def corpus_graphs(
     return graphs, record
 
 
+def _rebuild_advice(path: Path, metadata: dict[str, Any]) -> str:
+    sources = [str(record.get("name")) for record in metadata.get("datasets", []) if isinstance(record, dict)]
+    built_from = f"it was tokenized from {', '.join(sources)}; " if sources else ""
+    return (
+        f"{built_from}delete the folder {path} and build it again from the source datasets: rerun "
+        "tokenizers/train_tokenizer.py with cache_dir set, or a pretraining run whose config lists `datasets` "
+        "(it tokenizes them into cache_dir)"
+    )
+
+
+def read_corpus_table(path: str | os.PathLike) -> Any:
+    """Open a tokenized corpus directory (``datasets.load_from_disk``, memory-mapped) or fail by name.
+
+    A truncated or garbled Arrow file, a damaged ``gfm_corpus.json``, or fewer rows than that file
+    records (a copy cut short at a record boundary) is a :class:`CorpusError` naming the folder
+    and how to rebuild it.
+
+    Returns:
+        the ``datasets.Dataset`` (or ``DatasetDict``) as stored.
+    """
+    import datasets
+    import pyarrow as pa
+
+    path = Path(path)
+    metadata: dict[str, Any] = {}
+    metadata_path = path / CORPUS_METADATA_NAME
+    if metadata_path.is_file():
+        try:
+            metadata = json.loads(metadata_path.read_text())
+            if not isinstance(metadata, dict):
+                raise ValueError(f"a JSON {type(metadata).__name__}, not an object")
+        except (OSError, ValueError) as err:
+            raise CorpusError(
+                f"the tokenized corpus {path} is damaged ({CORPUS_METADATA_NAME}: {err}); {_rebuild_advice(path, {})}"
+            ) from err
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except FileNotFoundError as err:
+        raise CorpusError(
+            f"{path} is not a datasets save_to_disk directory ({err}); point tokenized_corpus at a folder written by "
+            "tokenizers/train_tokenizer.py, or set `datasets` so gfm tokenizes them into cache_dir"
+        ) from err
+    except (OSError, ValueError, KeyError, EOFError, pa.ArrowException) as err:
+        raise CorpusError(
+            f"the tokenized corpus {path} is damaged ({type(err).__name__}: {err}); {_rebuild_advice(path, metadata)}"
+        ) from err
+    recorded = [record.get("graphs") for record in metadata.get("datasets", []) if isinstance(record, dict)]
+    if recorded and all(isinstance(count, int) for count in recorded):
+        rows = sum(len(part) for part in loaded.values()) if isinstance(loaded, datasets.DatasetDict) else len(loaded)
+        if rows != sum(recorded):
+            raise CorpusError(
+                f"the tokenized corpus {path} holds {rows} rows but its {CORPUS_METADATA_NAME} records {sum(recorded)} "
+                f"graphs: the folder is incomplete (a copy cut short?); {_rebuild_advice(path, metadata)}"
+            )
+    return loaded
+
+
 def _cache_key(names: Sequence[str], tokenizer_hash: str, options: dict[str, Any], data_dir: str | None) -> str:
     from gfm.data import registry
 
@@ -145,6 +203,7 @@ def build_tokenized_corpus(
     key = _cache_key(names, tokenizer.content_hash, options, data_dir)
     target = Path(cache_dir) / f"tokenized-{key[:16]}"
     if (target / CORPUS_METADATA_NAME).is_file():
+        read_corpus_table(target)  # a damaged folder is named here, not handed on to training
         logger.info("reusing tokenized corpus %s", target)
         return target
     records = []

@@ -122,10 +122,9 @@ class TokenizedCorpus:
                 f"tokenized corpus {path} does not exist; write it with tokenizers/train_tokenizer.py "
                 "or set `datasets` so gfm tokenizes them into cache_dir"
             )
-        try:
-            loaded = datasets.load_from_disk(str(path))
-        except FileNotFoundError as err:
-            raise CorpusError(f"{path} is not a datasets save_to_disk directory ({err})") from err
+        from .corpus import read_corpus_table
+
+        loaded = read_corpus_table(path)  # named errors for a damaged or incomplete folder
         if isinstance(loaded, datasets.DatasetDict):
             if "train" not in loaded:
                 raise CorpusError(f"{path}: a DatasetDict corpus needs a 'train' split, has {list(loaded)}")
