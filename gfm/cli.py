@@ -17,9 +17,27 @@ __all__ = ["main"]
 
 
 def _datasets(args: argparse.Namespace) -> int:
-    from gfm import data
+    """Names on stdout (one per line, for scripts); where they come from, and any missing
+    data folder, on stderr."""
+    import os
 
-    for name in data.available(args.data_dir):
+    from gfm.data.registry import DATA_DIR_ENV, available, resolve_data_dir
+
+    origin = "--data-dir" if args.data_dir is not None else DATA_DIR_ENV
+    folder = resolve_data_dir(args.data_dir)
+    if folder is None:
+        sys.stderr.write(
+            f"gfm: no data folder set ({DATA_DIR_ENV} is unset): listing the packaged datasets only; "
+            f"set {DATA_DIR_ENV}=../shared/data or pass --data-dir for the folder's datasets\n"
+        )
+    elif not folder.is_dir():
+        given = args.data_dir if args.data_dir is not None else os.environ.get(DATA_DIR_ENV)
+        what = "is not a folder" if folder.exists() else "does not exist"
+        sys.stderr.write(
+            f"gfm: warning: {origin} points to {given}, which {what}: none of its datasets can load; "
+            f"listing the packaged datasets only. Fix {origin} (gfm never downloads)\n"
+        )
+    for name in available(args.data_dir):
         sys.stdout.write(name + "\n")
     return 0
 
