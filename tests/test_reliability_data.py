@@ -106,6 +106,9 @@ def test_repeated_rows_with_equal_weights_merge_and_disagreeing_weights_are_an_e
         r"'weight' \(2.0 vs 3.0\).*duplicate_edges='keep'",
     ):
         load_edge_list(differ)
+    # the two directions of a pair may differ on purpose in a directed list
+    graph = load_edge_list(differ, directed=True, fractions=(1.0, 0.0, 0.0))[0]
+    assert sorted(graph.edge_attr[:, 0].tolist()) == [1.0, 2.0, 3.0]
 
 
 def test_repeated_rows_of_a_directed_list_merge_per_direction(tmp_path):
@@ -378,9 +381,12 @@ def test_knowledge_graph_file_that_is_not_utf8_names_the_line(tmp_path):
         registry.load("kg/tiny", data_dir=tmp_path)
 
 
-def test_unknown_loader_option_lists_the_accepted_ones():
+def test_unknown_loader_option_lists_the_accepted_ones(tmp_path):
     with pytest.raises(TypeError, match=r"packaged/karate: unknown option\(s\) \['sede'\]; this loader accepts \["):
         registry.load("packaged/karate", sede=3)
+    edges = _write(tmp_path / "edges.csv", "source,target\n0,1\n")
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['nodes_pth'\]; this loader accepts \['nodes_path', 'source_col'"):
+        registry.load(f"csv/{edges}", nodes_pth=edges)
 
 
 def test_a_missing_data_folder_is_named_with_the_variable_that_pointed_there(monkeypatch, tmp_path):

@@ -26,6 +26,7 @@ column are errors naming the file, the line (header = line 1; Parquet: the row) 
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -178,7 +179,8 @@ def _edges_of_rows(
                     f"{'' if directed else ' (either direction)'} but with different {column!r} "
                     f"({_shown(edges[column].iloc[other])} vs {_shown(edges[column].iloc[row])}); "
                     f"{'a directed' if directed else 'an undirected'} edge list names each edge once: remove or fix "
-                    "one of the rows, or pass duplicate_edges='keep' to keep every row as its own (parallel) edge"
+                    f"one of the rows, {'' if directed else 'pass directed=True if the two directions differ on purpose, '}"
+                    "or pass duplicate_edges='keep' to keep every row as its own (parallel) edge"
                 )
         rows = np.sort(first)
         merged = int(src.shape[0] - rows.size)
@@ -403,6 +405,15 @@ def _files(name: str, data_dir: Path | None, options: dict) -> list[Path]:
 
 def _load(name: str, data_dir: Path | None, **options) -> GraphDataset:
     return load_edge_list(_path_of(name), dataset_name=name, **options)
+
+
+# The registry checks options against the loader's signature: show it load_edge_list's keywords,
+# so `load("csv/...", nodes_pth=...)` is an error listing the accepted ones, not a bare TypeError.
+_load.__signature__ = inspect.Signature(
+    [inspect.Parameter("name", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+     inspect.Parameter("data_dir", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    + [p for key, p in inspect.signature(load_edge_list).parameters.items() if key not in ("edges_path", "dataset_name")]
+)
 
 
 for _prefix in ("csv", "parquet"):
