@@ -4,7 +4,7 @@
 
 Samples every node's ego graph (k-hop with a neighbour cap, and personalized-PageRank top-k)
 with ``gfm.data.sampling`` and the same on a subset with the plain-Python references of
-``gfm.data.sampling_reference`` (identical output, checked), and prints one table: ego graphs
+``gfm.testing.sampling_reference`` (identical output, checked), and prints one table: ego graphs
 per second, the reference's rate, the ratio, and the peak resident memory after each phase.
 Both run in this process on the same machine, so the ratio is meaningful even when the
 absolute rates are noisy.
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from gfm.data import registry
     from gfm.data.sampling import EgoGraphSampler, build_csr, khop_ego_batch, ppr_topk
-    from gfm.data.sampling_reference import (
+    from gfm.testing.sampling_reference import (
         adjacency_lists,
         khop_ego_reference,
         out_edge_lists,

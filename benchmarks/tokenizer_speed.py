@@ -7,7 +7,7 @@ Measures, in one run and one process (``torch`` limited to one thread), CPU time
 
 * graphs per CPU-second of ``EulerianTokenizer.encode_batch`` (the batched fast path), of one
   ``encode`` call per graph, and of the plain reference (``nx.eulerize`` + ``nx.eulerian_path``
-  per component, then the per-token writer; ``gfm.tokenization.eulerian_reference``), on 10,000
+  per component, then the per-token writer; ``gfm.testing.eulerian_reference``), on 10,000
   seeded molecule-like graphs (20-30 nodes, maximum degree 4, 1-3 rings, OGB-style atom and bond
   columns) and on MoleculeNet HIV (when the data folder is available);
 * duplicated (eulerization) edges per graph: tree-parity pairing vs networkx's blossom matching;
@@ -27,10 +27,10 @@ import time
 
 import torch
 
+from gfm.testing.eulerian_reference import multigraph_edges, networkx_walk, reference_encode
+from gfm.testing.eulerian_synthetic import molecule_like_graphs
 from gfm.tokenization.eulerian import EulerianTokenizer
-from gfm.tokenization.eulerian_reference import multigraph_edges, networkx_walk, reference_encode
-from gfm.tokenization.eulerian_synthetic import molecule_like_graphs
-from gfm.tokenization.eulerian_walk import FLAG_DUPLICATE, walk_graph_python
+from gfm.tokenization.eulerian.walk import FLAG_DUPLICATE, walk_graph_python
 
 
 def graphs_per_cpu_second(function, graphs, repeats: int = 3) -> float:

@@ -19,7 +19,7 @@ from gfm.data.sampling import (
     ppr_scores,
     ppr_topk,
 )
-from gfm.data.sampling_reference import (
+from gfm.testing.sampling_reference import (
     adjacency_lists,
     hash_reference,
     khop_ego_reference,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from gfm.testing.eulerian_reference import graph_difference
 from gfm.tokenization.eulerian import EulerianTokenizer
-from gfm.tokenization.eulerian_reference import graph_difference
 
 pytestmark = pytest.mark.data
 

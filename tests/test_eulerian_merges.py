@@ -11,9 +11,9 @@ import torch
 from torch_geometric.data import Data
 from torch_geometric.utils import from_smiles
 
+from gfm.testing.eulerian_reference import graph_difference
 from gfm.tokenization.eulerian import EDGE_TYPE_MERGED_NODE, EulerianTokenizer
-from gfm.tokenization.eulerian_reference import graph_difference
-from gfm.tokenization.merges import LearnedMerges, ids_to_text, text_to_ids
+from gfm.tokenization.eulerian.merges import LearnedMerges, ids_to_text, text_to_ids
 
 
 def _molecules(count: int, skip: int = 0) -> list[Data]:

@@ -15,9 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch_geometric.data import Data
 
-from gfm.tokenization.eulerian import EulerianTokenizer
-from gfm.tokenization.eulerian_reference import graph_difference, multigraph_edges, reference_tokens
-from gfm.tokenization.eulerian_synthetic import (
+from gfm.testing.eulerian_reference import graph_difference, multigraph_edges, reference_tokens
+from gfm.testing.eulerian_synthetic import (
     CATEGORICAL_VALUES,
     DOMAINS,
     EDGE_LAYOUTS,
@@ -25,7 +24,8 @@ from gfm.tokenization.eulerian_synthetic import (
     covering_graphs,
     random_graph,
 )
-from gfm.tokenization.eulerian_walk import walk_graph_python
+from gfm.tokenization.eulerian import EulerianTokenizer
+from gfm.tokenization.eulerian.walk import walk_graph_python
 
 SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 

@@ -15,6 +15,14 @@ import torch
 from torch_geometric.data import Data
 from torch_geometric.utils import from_networkx, from_smiles, to_undirected
 
+from gfm.testing.eulerian_reference import (
+    graph_difference,
+    multigraph_edges,
+    networkx_walk,
+    reference_encode,
+    reference_tokens,
+)
+from gfm.testing.eulerian_synthetic import covering_graphs, molecule_like_graphs, random_graph
 from gfm.tokenization import AutoGraphTokenizer, TokenizerLoadError
 from gfm.tokenization.eulerian import (
     EDGE_TYPE_DUPLICATE,
@@ -28,16 +36,8 @@ from gfm.tokenization.eulerian import (
     GraphInputError,
     UnknownValueError,
 )
-from gfm.tokenization.eulerian_kernel import kernel_available
-from gfm.tokenization.eulerian_reference import (
-    graph_difference,
-    multigraph_edges,
-    networkx_walk,
-    reference_encode,
-    reference_tokens,
-)
-from gfm.tokenization.eulerian_synthetic import covering_graphs, molecule_like_graphs, random_graph
-from gfm.tokenization.eulerian_walk import walk_graph_python
+from gfm.tokenization.eulerian.kernel import kernel_available
+from gfm.tokenization.eulerian.walk import walk_graph_python
 
 
 def _rdkit_molecules(count: int) -> list[Data]:
@@ -467,7 +467,7 @@ def test_molecule_like_generator_shape() -> None:
 def test_fields_outside_the_token_stream_are_reported_once(fuzz_tokenizer, caplog) -> None:
     graph = Data(edge_index=torch.tensor([[0, 1], [1, 0]]), num_nodes=2, domain="alpha", pos=torch.zeros(2, 3))
     tokenizer = EulerianTokenizer(fuzz_tokenizer.vocabulary)
-    with caplog.at_level(logging.WARNING, logger="gfm.tokenization.eulerian_graphs"):
+    with caplog.at_level(logging.WARNING, logger="gfm.tokenization.eulerian.graphs"):
         tokenizer.encode_batch([graph, graph, graph])
     assert caplog.text.count("field 'pos' is not part of the token stream") == 1
 

@@ -8,9 +8,9 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from gfm.tokenization.eulerian_kernel import kernel_available, walk_batch_c
-from gfm.tokenization.eulerian_reference import networkx_walk
-from gfm.tokenization.eulerian_walk import (
+from gfm.testing.eulerian_reference import networkx_walk
+from gfm.tokenization.eulerian.kernel import kernel_available, walk_batch_c
+from gfm.tokenization.eulerian.walk import (
     FLAG_COMPONENT_START,
     FLAG_DUPLICATE,
     FLAG_REVERSED,
@@ -129,7 +129,7 @@ def test_endpoint_choice_minimises_duplicates_on_trees() -> None:
 
 
 def test_networkx_oracle_walks_are_valid_and_ours_are_not_longer_on_molecule_like_graphs() -> None:
-    from gfm.tokenization.eulerian_synthetic import molecule_like_graphs
+    from gfm.testing.eulerian_synthetic import molecule_like_graphs
 
     ours_total = theirs_total = 0
     for graph in molecule_like_graphs(40, seed=2):

@@ -24,7 +24,7 @@ from gfm.tokenization.quantized import (
     QuantizedTokenizerConfig,
     QuantizedTokenizerError,
 )
-from gfm.tokenization.quantized_sampling import NeighborTable, capped_ego_subgraph
+from gfm.tokenization.quantized.sampling import NeighborTable, capped_ego_subgraph
 
 TINY = dict(
     structure_dim=8,
@@ -377,7 +377,7 @@ def test_batched_encoding_equals_one_graph_at_a_time(tokenizer, corpus):
 
 
 def test_corpus_statistics_match_the_encoded_corpus(tokenizer, corpus, tmp_path):
-    from gfm.tokenization.quantized_eval import codebook_statistics
+    from gfm.tokenization.quantized.evaluation import codebook_statistics
 
     codes, domains = [], []
     for name, graphs in corpus.items():
@@ -395,7 +395,7 @@ def test_corpus_statistics_match_the_encoded_corpus(tokenizer, corpus, tmp_path)
 
 
 def test_context_edges_match_the_induced_subgraph_reference(tokenizer, corpus):
-    from gfm.tokenization.quantized_sampling import induced_edges
+    from gfm.tokenization.quantized.sampling import induced_edges
 
     graph = corpus["social"][0]
     state = tokenizer._graph_state(graph)

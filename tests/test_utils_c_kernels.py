@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from gfm.utils.c_kernels import CKernel
+from gfm.utils.c_kernels import CKernel, PackageSource
 
 SOURCE = "long gfm_test_add(long a, long b) { return a + b; }\n"
 
@@ -50,3 +50,63 @@ def test_a_failing_build_falls_back_with_a_named_warning(caplog: pytest.LogCaptu
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 1
     assert "C kernel gfm_test_broken unavailable" in messages[0] and "using the Python walk" in messages[0]
+
+
+def _package_with_source(root, name: str, source: str):
+    """A throwaway importable package ``name`` under ``root`` holding ``kernel.c``."""
+    package = root / name
+    package.mkdir(exist_ok=True)
+    (package / "__init__.py").write_text("")
+    (package / "kernel.c").write_text(source)
+    return package
+
+
+def test_a_package_source_builds_and_its_cache_key_follows_the_file(tmp_path, monkeypatch) -> None:
+    source_root = tmp_path / "src"
+    source_root.mkdir()
+    package = _package_with_source(source_root, "gfm_test_kernel_pkg", SOURCE)
+    monkeypatch.syspath_prepend(str(source_root))
+    kernel = CKernel("gfm_test_add", PackageSource("gfm_test_kernel_pkg", "kernel.c"), ["-O2"], declare,
+                     fallback="using Python")
+    assert kernel.source == SOURCE
+    # same text given inline or as a file: the same cached library
+    assert kernel.target() == CKernel("gfm_test_add", SOURCE, ["-O2"], declare, fallback="using Python").target()
+    library = kernel.load()
+    if library is None:
+        pytest.skip("no C compiler on this machine")
+    assert library.gfm_test_add(2, 3) == 5
+    (package / "kernel.c").write_text(SOURCE + "/* edited */\n")
+    edited = CKernel("gfm_test_add", PackageSource("gfm_test_kernel_pkg", "kernel.c"), ["-O2"], declare,
+                     fallback="using Python")
+    assert edited.target() != kernel.target()
+
+
+def test_a_missing_source_file_falls_back_and_names_the_file(tmp_path, monkeypatch, caplog) -> None:
+    source_root = tmp_path / "src"
+    source_root.mkdir()
+    _package_with_source(source_root, "gfm_test_kernel_pkg_missing", SOURCE)
+    monkeypatch.syspath_prepend(str(source_root))
+    kernel = CKernel("gfm_test_add", PackageSource("gfm_test_kernel_pkg_missing", "absent.c"), ["-O2"], declare,
+                     fallback="using Python")
+    with caplog.at_level(logging.WARNING, logger="gfm.utils.c_kernels"):
+        assert kernel.load() is None
+    message = caplog.records[0].getMessage()
+    assert "absent.c is missing from package gfm_test_kernel_pkg_missing" in message
+    assert "package-data" in message and "using Python" in message
+
+
+@pytest.mark.parametrize(
+    "module, function",
+    [
+        ("gfm.modeling.attention.backends._csr_kernel", "gfm_csr_forward"),
+        ("gfm.tokenization.eulerian.kernel", "gfm_euler_walk_batch"),
+    ],
+)
+def test_shipped_kernel_sources_are_package_files(module: str, function: str) -> None:
+    """gfm's kernels are .c files read through importlib.resources, not Python strings."""
+    import importlib
+
+    source = importlib.import_module(module).KERNEL_SOURCE
+    assert isinstance(source, PackageSource) and source.filename.endswith(".c")
+    text = source.read()
+    assert f"{function}(" in text and text.lstrip().startswith("/*")

@@ -29,7 +29,7 @@ from transformers import HfArgumentParser
 import gfm.data
 from gfm.tokenization.input_space import feature_schema_key
 from gfm.tokenization.quantized import QuantizedTokenizer, QuantizedTokenizerConfig
-from gfm.tokenization.quantized_eval import (
+from gfm.tokenization.quantized.evaluation import (
     bag_of_codes,
     linear_probe_accuracy,
     one_hot_codes,

@@ -6,7 +6,7 @@ size. The induced edges of many ego graphs are found with a degree-ordered orien
 edges (each edge stored once, at its lower-degree endpoint) and a dense ``[block of egos, N]``
 lookup table of local ids. (PyG's ``NeighborLoader`` needs pyg-lib or torch-sparse, which are not
 available here; ``torch_geometric.utils.k_hop_subgraph`` has no neighbour cap and works one
-seed at a time.) ``gfm.data.sampling_reference`` holds the slow, obviously correct versions
+seed at a time.) ``gfm.testing.sampling_reference`` holds the slow, obviously correct versions
 that the tests compare against.
 
 Determinism. The neighbours kept when a node has more than ``max_neighbors`` are chosen by

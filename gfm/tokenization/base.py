@@ -19,6 +19,8 @@ from typing import Any, ClassVar
 import torch
 from torch_geometric.data import Data
 
+from gfm.utils.errors import GFMError
+
 from .tokenized_graph import TokenizedGraph, collate_tokenized_graphs
 
 __all__ = ["GraphTokenizer", "AutoGraphTokenizer", "TOKENIZER_CONFIG_NAME", "TokenizerLoadError", "content_hash"]
@@ -26,7 +28,7 @@ __all__ = ["GraphTokenizer", "AutoGraphTokenizer", "TOKENIZER_CONFIG_NAME", "Tok
 TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
 
 
-class TokenizerLoadError(ValueError):
+class TokenizerLoadError(GFMError, ValueError):
     """A tokenizer directory is missing, incomplete or inconsistent."""
 
 
@@ -148,8 +150,8 @@ class AutoGraphTokenizer:
 
     @staticmethod
     def from_pretrained(directory: str | os.PathLike, **kwargs: Any) -> GraphTokenizer:
-        # Importing the package registers the concrete classes.
-        from gfm import tokenization  # noqa: F401
+        # Importing the concrete tokenizers registers their classes (never the root package ``gfm``).
+        from . import eulerian, quantized  # noqa: F401
 
         config = read_tokenizer_config(directory)
         name = config.get("tokenizer_class")

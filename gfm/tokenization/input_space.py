@@ -74,6 +74,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch_geometric.data import Data
 
+from gfm.utils.errors import GFMError
+
 from .base import content_hash
 
 __all__ = [
@@ -93,7 +95,7 @@ INPUT_SPACE_FILE = "input_space.safetensors"
 _FORMAT_VERSION = 1
 
 
-class InputSpaceError(ValueError):
+class InputSpaceError(GFMError, ValueError):
     """A graph cannot be projected into the shared input space, or a saved projector is bad."""
 
 

@@ -44,6 +44,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from gfm.utils.errors import GFMError
+
 __all__ = [
     "TokenizedGraph",
     "TokenizedGraphError",
@@ -52,7 +54,7 @@ __all__ = [
 ]
 
 
-class TokenizedGraphError(ValueError):
+class TokenizedGraphError(GFMError, ValueError):
     """A ``TokenizedGraph`` (or a batch of them) breaks the contract; the message says where."""
 
 

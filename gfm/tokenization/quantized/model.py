@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch_geometric.nn import GATv2Conv, GINConv
 
-from .quantized_rvq import QuantizerOutput, ResidualCodebook
+from .rvq import QuantizerOutput, ResidualCodebook
 
 __all__ = ["GraphEncoder", "QuantizerNetwork", "TrainingBatch", "LossWeights", "scaled_cosine_error"]
 

@@ -24,6 +24,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import sentencepiece as spm
 
+from gfm.utils.errors import GFMError
+
 __all__ = ["LearnedMerges", "MergesError", "ids_to_text", "text_to_ids"]
 
 logger = logging.getLogger(__name__)
@@ -33,7 +35,7 @@ _SECOND_PLANE_START = 0xF0000
 _MAX_BASE_VOCAB = _FIRST_PLANE_SIZE + 0xFFFE
 
 
-class MergesError(ValueError):
+class MergesError(GFMError, ValueError):
     """Merges that cannot be trained, loaded or applied (the message names the mismatch)."""
 
 

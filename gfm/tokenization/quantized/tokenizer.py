@@ -13,7 +13,8 @@ Pipeline (see ``docs/tokenizers_quantized.md``)::
 * :meth:`QuantizedTokenizer.encode` turns a graph into a :class:`TokenizedGraph`: a whole small
   graph, or (``target_node=i``) node ``i`` with its personalized-PageRank top-k context.
 
-Vocabulary: the special tokens ``<pad> <bos> <eos> <mask> <sep> <jump> <unk>`` take ids 0-6,
+Vocabulary: the shared special tokens ``<pad> <bos> <eos> <mask> <sep> <jump> <unk>``
+(:mod:`gfm.tokenization.special_tokens`) take ids 0-6,
 then code ``c`` of level ``l`` has id ``7 + l * C + c``; ``vocab_size = 7 + L * C``.
 
 Sequence layout (``K`` nodes, ``L`` levels)::
@@ -48,20 +49,23 @@ from safetensors.torch import save as safetensors_save
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
-from ..data.sampling import CSRGraph, build_csr, khop_ego_batch, ppr_topk
-from ..utils.io import atomic_write_bytes
-from .base import GraphTokenizer, TokenizerLoadError, content_hash, read_tokenizer_config
-from .input_space import (
+from gfm.data.sampling import CSRGraph, build_csr, khop_ego_batch, ppr_topk
+from gfm.utils.errors import GFMError
+from gfm.utils.io import atomic_write_bytes
+
+from ..base import GraphTokenizer, TokenizerLoadError, content_hash, read_tokenizer_config
+from ..input_space import (
     INPUT_SPACE_FILE,
     GraphInputProjector,
     InputSpaceConfig,
     InputSpaceError,
     graph_display_name,
 )
-from .quantized_eval import codebook_statistics
-from .quantized_model import LossWeights, QuantizerNetwork, TrainingBatch
-from .quantized_sampling import NeighborTable, capped_ego_subgraph
-from .tokenized_graph import TokenizedGraph
+from ..special_tokens import SPECIAL_TOKENS, SpecialTokensMixin
+from ..tokenized_graph import TokenizedGraph
+from .evaluation import codebook_statistics
+from .model import LossWeights, QuantizerNetwork, TrainingBatch
+from .sampling import NeighborTable, capped_ego_subgraph
 
 __all__ = [
     "QuantizedTokenizer",
@@ -75,14 +79,13 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<mask>", "<sep>", "<jump>", "<unk>")
 QUANTIZER_WEIGHTS_FILE = "quantizer.safetensors"
 _FORMAT_VERSION = 1
 # Settings that change speed or memory only, never the tokens: left out of the content hash.
 _NOT_HASHED = ("cache_size", "inference_full_graph_max_nodes", "inference_batch_nodes")
 
 
-class QuantizedTokenizerError(ValueError):
+class QuantizedTokenizerError(GFMError, ValueError):
     """Bad input to the quantized tokenizer (corpus, graph, argument); the message names it."""
 
 
@@ -410,7 +413,7 @@ def _total_loss_nodes(prepared: list[_PreparedGraph]) -> int:
 # ----------------------------------------------------------------------------------------
 # the tokenizer
 # ----------------------------------------------------------------------------------------
-class QuantizedTokenizer(GraphTokenizer):
+class QuantizedTokenizer(SpecialTokensMixin, GraphTokenizer):
     """Residual-VQ graph tokenizer over a shared input space (see the module docstring).
 
     Build one with :meth:`train` or :meth:`from_pretrained`; ``QuantizedTokenizer(config)``
@@ -463,40 +466,8 @@ class QuantizedTokenizer(GraphTokenizer):
 
     # -- vocabulary ---------------------------------------------------------------------------
     @property
-    def num_special_tokens(self) -> int:
-        return len(SPECIAL_TOKENS)
-
-    @property
     def vocab_size(self) -> int:
         return len(SPECIAL_TOKENS) + self.config.num_levels * self.config.codebook_size
-
-    @property
-    def pad_token_id(self) -> int:
-        return SPECIAL_TOKENS.index("<pad>")
-
-    @property
-    def bos_token_id(self) -> int:
-        return SPECIAL_TOKENS.index("<bos>")
-
-    @property
-    def eos_token_id(self) -> int:
-        return SPECIAL_TOKENS.index("<eos>")
-
-    @property
-    def mask_token_id(self) -> int:
-        return SPECIAL_TOKENS.index("<mask>")
-
-    @property
-    def sep_token_id(self) -> int:
-        return SPECIAL_TOKENS.index("<sep>")
-
-    @property
-    def jump_token_id(self) -> int:
-        return SPECIAL_TOKENS.index("<jump>")
-
-    @property
-    def unk_token_id(self) -> int:
-        return SPECIAL_TOKENS.index("<unk>")
 
     def code_token_id(self, level: int | torch.Tensor, code: int | torch.Tensor) -> int | torch.Tensor:
         """Vocabulary id of ``code`` at ``level``."""

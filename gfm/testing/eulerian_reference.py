@@ -2,7 +2,7 @@
 
 * :func:`networkx_walk`: the walk from ``nx.eulerize`` (min-weight matching of odd nodes) and
   ``nx.eulerian_path`` / ``nx.eulerian_circuit``, per connected component, in the same
-  :class:`~gfm.tokenization.eulerian_walk.Walk` format as the fast walk.
+  :class:`~gfm.tokenization.eulerian.walk.Walk` format as the fast walk.
 * :func:`reference_tokens`: writes any walk as tokens one at a time, looking every token up by
   its *string* in the vocabulary; it shares no code with the vectorized writer of
   :class:`~gfm.tokenization.eulerian.EulerianTokenizer`, so equality of the two checks the fast
@@ -23,10 +23,16 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
-from .eulerian_graphs import read_graph
-from .eulerian_vocab import NODE_FIELDS
-from .eulerian_walk import FLAG_COMPONENT_START, FLAG_DUPLICATE, FLAG_REVERSED, Walk
-from .tokenized_graph import TokenizedGraph
+from gfm.tokenization.eulerian.graphs import read_graph
+from gfm.tokenization.eulerian.tokenizer import (
+    EDGE_TYPE_DUPLICATE,
+    EDGE_TYPE_EDGE,
+    EDGE_TYPE_REVERSE,
+    EDGE_TYPE_STEP_TOKEN,
+)
+from gfm.tokenization.eulerian.vocab import NODE_FIELDS
+from gfm.tokenization.eulerian.walk import FLAG_COMPONENT_START, FLAG_DUPLICATE, FLAG_REVERSED, Walk
+from gfm.tokenization.tokenized_graph import TokenizedGraph
 
 __all__ = ["networkx_walk", "multigraph_edges", "reference_tokens", "reference_encode", "graph_difference"]
 
@@ -143,7 +149,6 @@ def reference_tokens(
         walk: a walk over :func:`multigraph_edges` of ``graph`` (edge ids index those edges).
         offset: the cyclic index offset.
     """
-    from .eulerian import EDGE_TYPE_DUPLICATE, EDGE_TYPE_EDGE, EDGE_TYPE_REVERSE, EDGE_TYPE_STEP_TOKEN
 
     vocabulary = tokenizer.vocabulary
     arrays = read_graph(graph, 0, tokenizer.default_domain, set())

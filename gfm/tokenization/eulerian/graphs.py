@@ -1,7 +1,7 @@
 """Reading and validating PyG graphs for the Eulerian tokenizer (per graph cheap, per batch vectorized).
 
 :func:`read_graph` turns one ``torch_geometric.data.Data`` into numpy arrays and its
-:class:`~gfm.tokenization.eulerian_vocab.GraphSchema`, with the checks that cost nothing per
+:class:`~gfm.tokenization.eulerian.vocab.GraphSchema`, with the checks that cost nothing per
 graph (types, shapes, row counts). :func:`prepare_batch` then checks a whole batch at once
 (node ids in range, NaN / infinite / too large continuous values, symmetry of undirected
 graphs) and builds the multigraph edge list the walk runs on.
@@ -23,7 +23,9 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
-from .eulerian_vocab import EDGE_FIELDS, NODE_FIELDS, FieldSpec, GraphSchema
+from gfm.utils.errors import GFMError
+
+from .vocab import EDGE_FIELDS, NODE_FIELDS, FieldSpec, GraphSchema
 
 __all__ = ["GraphInputError", "GraphArrays", "PreparedBatch", "read_graph", "prepare_batch", "graph_label"]
 
@@ -39,7 +41,7 @@ NON_CONTENT_FIELDS = frozenset(
 _KNOWN_FIELDS = NON_CONTENT_FIELDS | {"edge_index", "num_nodes", "domain", "directed"} | set(NODE_FIELDS) | set(EDGE_FIELDS)
 
 
-class GraphInputError(ValueError):
+class GraphInputError(GFMError, ValueError):
     """A graph breaks the input conventions; the message names the graph, the field and the fix."""
 
 

@@ -1,6 +1,6 @@
-"""Fuzz the Eulerian tokenizer: ``python -m gfm.tokenization.fuzz --num-graphs 100000``.
+"""Fuzz the Eulerian tokenizer: ``python -m gfm.testing.fuzz --num-graphs 100000``.
 
-Every random graph (:func:`~gfm.tokenization.eulerian_synthetic.random_graph`: empty graphs,
+Every random graph (:func:`~gfm.testing.eulerian_synthetic.random_graph`: empty graphs,
 isolated nodes, self-loops, parallel edges, several components, directed graphs, every attribute
 layout) is encoded with a random mix of options (seeded walks, random index offsets, target
 nodes and edges) by a base tokenizer with only 4 single-token node indices (so multi-token
@@ -25,12 +25,13 @@ import time
 import numpy as np
 import torch
 
-from .eulerian import EulerianTokenizer
+from gfm.tokenization.eulerian import EulerianTokenizer
+from gfm.tokenization.eulerian.walk import walk_graph_python
+
 from .eulerian_reference import graph_difference, multigraph_edges, reference_tokens
 from .eulerian_synthetic import covering_graphs, random_graph
-from .eulerian_walk import walk_graph_python
 
-logger = logging.getLogger("gfm.tokenization.fuzz")
+logger = logging.getLogger("gfm.testing.fuzz")
 
 __all__ = ["run_fuzz", "main"]
 

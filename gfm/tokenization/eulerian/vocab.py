@@ -39,8 +39,12 @@ from typing import Any
 
 import numpy as np
 
+from gfm.utils.errors import GFMError
+
+from ..special_tokens import SPECIAL_TOKENS
+
 __all__ = [
-    "SPECIAL_TOKENS",
+    "EULERIAN_SPECIAL_TOKENS",
     "NODE_FIELDS",
     "EDGE_FIELDS",
     "FieldSpec",
@@ -57,14 +61,9 @@ __all__ = [
     "KIND_CONTINUOUS_HEAD",
 ]
 
-SPECIAL_TOKENS = (
-    "<pad>",
-    "<bos>",
-    "<eos>",
-    "<mask>",
-    "<sep>",
-    "<jump>",
-    "<unk>",
+#: the Eulerian vocabulary's special tokens (ids 0-12): the shared ones (0-6, ``special_tokens``)
+#: then the walk's own. Saved vocabularies record these ids: append, never reorder.
+EULERIAN_SPECIAL_TOKENS: tuple[str, ...] = SPECIAL_TOKENS + (
     "<target_node>",
     "<target_edge>",
     "<dup>",
@@ -87,7 +86,7 @@ KIND_CONTINUOUS_HEAD = 6
 _INT64_LIMIT = 2**62  # |q| must stay well inside int64
 
 
-class VocabularyError(ValueError):
+class VocabularyError(GFMError, ValueError):
     """A graph or a value cannot be written with this vocabulary (named in the message)."""
 
 
@@ -187,9 +186,9 @@ class EulerianVocabulary:
         self.continuous_decimals = int(continuous_decimals)
         self.continuous_base = int(continuous_base)
         self.schemas: list[GraphSchema] = sorted(set(schemas), key=lambda s: s.token)
-        tokens: list[str] = list(SPECIAL_TOKENS)
-        kinds: list[int] = [KIND_SPECIAL] * len(SPECIAL_TOKENS)
-        payload: list[int] = list(range(len(SPECIAL_TOKENS)))
+        tokens: list[str] = list(EULERIAN_SPECIAL_TOKENS)
+        kinds: list[int] = [KIND_SPECIAL] * len(EULERIAN_SPECIAL_TOKENS)
+        payload: list[int] = list(range(len(EULERIAN_SPECIAL_TOKENS)))
 
         self.index_base = len(tokens)
         tokens += [f"<i:{i}>" for i in range(self.num_index_tokens)]
@@ -266,7 +265,7 @@ class EulerianVocabulary:
         self.kind = np.asarray(kinds, dtype=np.int8)
         self.payload = np.asarray(payload, dtype=np.int64)
         self.token_to_id = {t: i for i, t in enumerate(tokens)}
-        for i, name in enumerate(SPECIAL_TOKENS):
+        for i, name in enumerate(EULERIAN_SPECIAL_TOKENS):
             setattr(self, name.strip("<>") + "_id", i)
         self._schema_by_key = {self.schema_key(s): s for s in self.schemas}
         self._dense = {key: self._dense_table(tables) for key, tables in self.categorical.items()}

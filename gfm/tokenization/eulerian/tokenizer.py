@@ -1,10 +1,10 @@
 """Eulerian-sequence graph tokenizer: lossless, batched, with optional learned merges.
 
-A graph becomes a walk that traverses every edge (see :mod:`gfm.tokenization.eulerian_walk`):
+A graph becomes a walk that traverses every edge (see :mod:`gfm.tokenization.eulerian.walk`):
 each connected component is made (semi-)Eulerian by duplicating the fewest spanning-tree edges
 that fix the parity of its odd-degree nodes (linear time), Hierholzer's algorithm finds the
 trail, and components are chained with ``<jump>``. The walk is written as tokens
-(vocabulary in :mod:`gfm.tokenization.eulerian_vocab`)::
+(vocabulary in :mod:`gfm.tokenization.eulerian.vocab`)::
 
     <bos> <graph:SCHEMA> [offset] VISIT (STEP VISIT)* (<jump> VISIT (STEP VISIT)*)* [targets] <eos>
 
@@ -59,12 +59,17 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
+from gfm.utils.errors import GFMError
 from gfm.utils.io import atomic_write_bytes, atomic_write_json
 
-from .base import GraphTokenizer, TokenizerLoadError, content_hash, read_tokenizer_config
-from .eulerian_graphs import GraphArrays, GraphInputError, PreparedBatch, prepare_batch, read_graph
-from .eulerian_kernel import emit_tokens_c, load_kernel, walk_batch_c
-from .eulerian_vocab import (
+from ..base import GraphTokenizer, TokenizerLoadError, content_hash, read_tokenizer_config
+from ..special_tokens import SpecialTokensMixin
+from ..tokenized_graph import TokenizedGraph
+from .graphs import GraphArrays, GraphInputError, PreparedBatch, prepare_batch, read_graph
+from .kernel import emit_tokens_c, load_kernel, walk_batch_c
+from .merges import LearnedMerges, MergesError
+from .vocab import (
+    EULERIAN_SPECIAL_TOKENS,
     KIND_CATEGORICAL,
     KIND_CONTINUOUS_HEAD,
     KIND_DIGIT,
@@ -72,15 +77,12 @@ from .eulerian_vocab import (
     KIND_INDEX_LENGTH,
     KIND_SCHEMA,
     NODE_FIELDS,
-    SPECIAL_TOKENS,
     EulerianVocabulary,
     GraphSchema,
     UnknownValueError,
     VocabularyError,
 )
-from .eulerian_walk import FLAG_COMPONENT_START, FLAG_DUPLICATE, FLAG_REVERSED, SplitMix64, walk_batch_python
-from .merges import LearnedMerges, MergesError
-from .tokenized_graph import TokenizedGraph
+from .walk import FLAG_COMPONENT_START, FLAG_DUPLICATE, FLAG_REVERSED, SplitMix64, walk_batch_python
 
 __all__ = [
     "EulerianTokenizer",
@@ -113,7 +115,7 @@ _DEFAULT_BATCH = 512  # graphs per vectorized pass (measured fastest on molecule
 _OUTSIDE_MERGES = ("<pad>", "<bos>", "<eos>", "<mask>", "<sep>", "<target_node>", "<target_edge>")
 
 
-class EulerianDecodeError(ValueError):
+class EulerianDecodeError(GFMError, ValueError):
     """A token sequence is not a valid Eulerian sequence; the message gives position and reason."""
 
 
@@ -184,7 +186,7 @@ def emit_tokens_numpy(
     ``segment_length`` tokens of ``pool`` from ``segment_start``. Its tokens stand for node
     ``segment_node`` (``-1``: none), or, where that is ``-2``, for ``pool_node`` at the same pool
     positions (``pool_node`` covers the start of the pool, which holds the per-graph suffixes).
-    :func:`~gfm.tokenization.eulerian_kernel.emit_tokens_c` is the same in C (tested equal).
+    :func:`~gfm.tokenization.eulerian.kernel.emit_tokens_c` is the same in C (tested equal).
 
     Returns:
         ``(ids [T], node_index [T], token_ptr [G+1], link_src [P], link_dst [P], link_type [P],
@@ -253,7 +255,7 @@ def emit_tokens_numpy(
     return ids, node_index, token_ptr, link_src, link_dst, link_type, link_ptr
 
 
-class EulerianTokenizer(GraphTokenizer):
+class EulerianTokenizer(SpecialTokensMixin, GraphTokenizer):
     """Lossless Eulerian-walk tokenizer (see the module docstring for the sequence format).
 
     Build one with :meth:`train`; load one with :meth:`from_pretrained`.
@@ -268,6 +270,8 @@ class EulerianTokenizer(GraphTokenizer):
         backend: ``"auto"`` (C kernel when it builds, else Python), ``"c"`` or ``"python"``; all
             give identical output.
     """
+
+    special_tokens = EULERIAN_SPECIAL_TOKENS
 
     def __init__(
         self,
@@ -313,48 +317,17 @@ class EulerianTokenizer(GraphTokenizer):
     def vocab_size(self) -> int:
         return self.merges.vocab_size if self.merges is not None else self.base_vocab_size
 
-    def _special(self, name: str) -> int:
-        return SPECIAL_TOKENS.index(name)
-
-    @property
-    def pad_token_id(self) -> int:
-        return self._special("<pad>")
-
-    @property
-    def bos_token_id(self) -> int:
-        return self._special("<bos>")
-
-    @property
-    def eos_token_id(self) -> int:
-        return self._special("<eos>")
-
-    @property
-    def mask_token_id(self) -> int:
-        return self._special("<mask>")
-
-    @property
-    def sep_token_id(self) -> int:
-        return self._special("<sep>")
-
-    @property
-    def jump_token_id(self) -> int:
-        return self._special("<jump>")
-
-    @property
-    def unk_token_id(self) -> int:
-        return self._special("<unk>")
-
     @property
     def target_node_token_id(self) -> int:
-        return self._special("<target_node>")
+        return self.special_id("<target_node>")
 
     @property
     def target_edge_token_id(self) -> int:
-        return self._special("<target_edge>")
+        return self.special_id("<target_edge>")
 
     @property
     def duplicate_token_id(self) -> int:
-        return self._special("<dup>")
+        return self.special_id("<dup>")
 
     @property
     def continuous_tolerance(self) -> float:
@@ -515,7 +488,7 @@ class EulerianTokenizer(GraphTokenizer):
                     unknown="error", add_special_tokens=True, return_node_order=False, index_offset=start,
                 )
                 bodies.extend(tokenizer._bodies(batch))
-            outside = {SPECIAL_TOKENS.index(t) for t in _OUTSIDE_MERGES}
+            outside = {EULERIAN_SPECIAL_TOKENS.index(t) for t in _OUTSIDE_MERGES}
             alphabet = [i for i in range(len(vocabulary)) if i not in outside]
             tokenizer.merges = LearnedMerges.train(
                 bodies,
@@ -715,8 +688,8 @@ class EulerianTokenizer(GraphTokenizer):
     ) -> _EncodedBatch:
         """Base tokens of a batch, vectorized over all its graphs.
 
-        Stages: read and validate every graph (:mod:`gfm.tokenization.eulerian_graphs`); walk
-        them (C kernel or Python, :mod:`gfm.tokenization.eulerian_walk`); write the attribute
+        Stages: read and validate every graph (:mod:`gfm.tokenization.eulerian.graphs`); walk
+        them (C kernel or Python, :mod:`gfm.tokenization.eulerian.walk`); write the attribute
         tokens of every node and kept edge entry per schema group into a token *pool*; describe
         each sequence as *segments* of that pool (per graph a prefix, three per visit, a
         suffix); copy the segments and add the position links (:func:`emit_tokens_numpy` or its
@@ -1166,7 +1139,7 @@ class EulerianTokenizer(GraphTokenizer):
             "vocab_file": VOCAB_FILE,
             "merges_file": MERGES_FILE if self.merges is not None else None,
             "base_vocab_size": self.base_vocab_size,
-            "special_tokens": {name: SPECIAL_TOKENS.index(name) for name in SPECIAL_TOKENS},
+            "special_tokens": {name: EULERIAN_SPECIAL_TOKENS.index(name) for name in EULERIAN_SPECIAL_TOKENS},
             "bos_token_id": self.bos_token_id,
             "eos_token_id": self.eos_token_id,
             "mask_token_id": self.mask_token_id,
@@ -1253,7 +1226,7 @@ class _Decoder:
         self.payload = vocabulary.payload[ids].tolist()
         self.position_of = position_of
         self.unk_value = unk_value
-        self.special = {name: SPECIAL_TOKENS.index(name) for name in SPECIAL_TOKENS}
+        self.special = {name: EULERIAN_SPECIAL_TOKENS.index(name) for name in EULERIAN_SPECIAL_TOKENS}
 
     # -- helpers ------------------------------------------------------------------------------
     def where(self, position: int) -> str:
