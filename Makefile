@@ -48,7 +48,7 @@ test-slow: $(STAMP)
 	GFM_CLEAR_STALE_EXTENSION_LOCKS=1 GFM_DATA_DIR="$(TEST_DATA_DIR)" $(PY) -m pytest -m "slow" $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(PY) -m gfm.demo $(DEMO_ARGS)
+	$(PY) -m gfm.pipelines.demo $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(wildcard gfm tests benchmarks tokenizers pretrain finetune)

@@ -15,8 +15,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from gfm.adapters.finetune import FinetuneConfig, load_finetune_config, run_finetuning
 from gfm.evaluation.reports import markdown_table, write_report
+from gfm.pipelines.finetune import FinetuneConfig, load_finetune_config, run_finetuning
 from gfm.training.config import parse_overrides
 from gfm.utils.config import config_argument_parser
 from gfm.utils.logging import setup_logging

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from gfm.evaluation.zero_shot import write_zero_shot_report
-from gfm.evaluation.zero_shot_runner import ZeroShotConfig, load_zero_shot_config, run_zero_shot
+from gfm.pipelines.zero_shot import ZeroShotConfig, load_zero_shot_config, run_zero_shot
 from gfm.training.config import parse_overrides
 from gfm.utils.config import config_argument_parser
 from gfm.utils.logging import setup_logging

@@ -45,9 +45,9 @@ def _datasets(args: argparse.Namespace) -> int:
 def _describe(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from gfm import data
+    from gfm.data.registry import load
 
-    dataset = data.load(args.name, data_dir=args.data_dir)
+    dataset = load(args.name, data_dir=args.data_dir)
     graphs = dataset.graphs
     summary = {
         "name": dataset.name,
@@ -62,7 +62,7 @@ def _describe(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace, rest: list[str]) -> int:
-    from gfm import demo
+    from gfm.pipelines import demo
 
     return int(demo.main(rest) or 0)
 

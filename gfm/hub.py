@@ -380,7 +380,7 @@ def load_checkpoint(
     """
     from transformers import AutoConfig, AutoModel
 
-    import gfm  # noqa: F401  (registers the Auto classes)
+    import gfm.modeling  # noqa: F401  (registers the Auto classes)
 
     directory = resolve_checkpoint(name_or_path, revision=revision, cache_dir=cache_dir)
     if not (directory / TOKENIZER_CONFIG_NAME).is_file():
@@ -426,7 +426,7 @@ def push_to_hub(
     """
     from transformers import AutoConfig
 
-    import gfm  # noqa: F401
+    import gfm.modeling  # noqa: F401  (registers the Auto classes)
 
     directory = Path(directory)
     verify_safetensors(directory / WEIGHTS_NAME)

@@ -1,4 +1,4 @@
-"""``python -m gfm.demo`` on the embedded default corpus: no data folder, no network.
+"""``python -m gfm.pipelines.demo`` on the embedded default corpus: no data folder, no network.
 
 The corpus table (``--summary-only``) and the whole pipeline in ``--quick`` sizes: tokenizer,
 pretraining, LoRA vs scratch, zero-shot with its controls, hub save + reload, one summary table.
@@ -11,7 +11,7 @@ import socket
 
 import pytest
 
-from gfm import demo
+from gfm.pipelines import demo
 
 
 def test_demo_prints_the_packaged_summary_table(monkeypatch, capsys):

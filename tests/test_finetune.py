@@ -9,12 +9,12 @@ import pytest
 import torch
 import yaml
 
-from gfm.adapters.finetune import FinetuneConfig, FinetuneConfigError, load_finetune_config, run_finetuning
 from gfm.data.dataset import GraphDataset, TaskSpec
 from gfm.data.link_splits import holdout_link_split
 from gfm.data.registry import load
 from gfm.hub import save_checkpoint
 from gfm.modeling import GFMConfig, GFMForPretraining
+from gfm.pipelines.finetune import FinetuneConfig, FinetuneConfigError, load_finetune_config, run_finetuning
 from gfm.tokenization.eulerian import EulerianTokenizer
 
 RECIPE = Path(__file__).resolve().parents[1] / "finetune" / "run_finetuning.py"
@@ -100,9 +100,9 @@ def test_config_errors_are_named(tmp_path):
 def test_caps_apply_to_baselines_and_controls(checkpoint, karate):
     """With max_*_items, the GCN and the controls read the same capped node sets as the gfm models."""
     from gfm.adapters.encoding import SamplingConfig, TaskSampleEncoder
-    from gfm.adapters.finetune import _restricted_to_items
     from gfm.adapters.heads import load_pretrained_for_task
     from gfm.adapters.task_data import build_task_items
+    from gfm.pipelines.finetune import _restricted_to_items
 
     _, tokenizer = load_pretrained_for_task(checkpoint, karate.task)
     encoder = TaskSampleEncoder(tokenizer, SamplingConfig(num_hops=1))

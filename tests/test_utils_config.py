@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from gfm.evaluation.zero_shot_runner import ZeroShotConfigError, load_zero_shot_config
+from gfm.pipelines.zero_shot import ZeroShotConfigError, load_zero_shot_config
 from gfm.utils.config import load_yaml, load_yaml_dataclass
 
 

@@ -17,7 +17,6 @@ from gfm.evaluation.reports import AccessMismatchError, markdown_table
 from gfm.evaluation.zero_shot import (
     Access,
     AccessError,
-    GFMZeroShotMethod,
     LabelledNodes,
     LabelPropagationMethod,
     NodeStateMethod,
@@ -28,6 +27,7 @@ from gfm.evaluation.zero_shot import (
 )
 from gfm.hub import save_checkpoint
 from gfm.modeling import GFMConfig, GFMForPretraining
+from gfm.pipelines.zero_shot import GFMZeroShotMethod
 from gfm.tokenization.eulerian import EulerianTokenizer
 
 

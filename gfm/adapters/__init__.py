@@ -1,6 +1,6 @@
 """Adaptation: task heads and peft adapters over a pretrained gfm backbone.
 
-Public names are imported lazily on first access (``from gfm.adapters import run_finetuning``)::
+Public names are imported lazily on first access (``from gfm.adapters import load_pretrained_for_task``)::
 
     heads        head_spec_for_task, load_pretrained_for_task, scratch_model_for_task,
                  check_labels_for_head, TaskHeadMismatchError
@@ -9,7 +9,9 @@ Public names are imported lazily on first access (``from gfm.adapters import run
     encoding     SamplingConfig, TaskSampleEncoder
     task data    build_task_items, TaskItems, TaskDataError
     training     TrainingConfig, train_task_model, predict
-    recipe       FinetuneConfig, run_finetuning, load_finetune_config
+
+The fine-tuning recipe as a function (``run_finetuning``), which also runs the baselines and
+controls of :mod:`gfm.evaluation`, is orchestration: :mod:`gfm.pipelines.finetune`.
 """
 
 from __future__ import annotations
@@ -28,9 +30,6 @@ _LAZY_EXPORTS: dict[str, str] = {
     **{name: "gfm.adapters.encoding" for name in ("SamplingConfig", "TaskSampleEncoder", "EncodingError")},
     **{name: "gfm.adapters.task_data" for name in ("TaskItems", "TaskDataError", "build_task_items")},
     **{name: "gfm.adapters.training" for name in ("TrainingConfig", "TrainingOutcome", "train_task_model", "predict")},
-    **{name: "gfm.adapters.finetune" for name in (
-        "FinetuneConfig", "FinetuneConfigError", "run_finetuning", "load_finetune_config",
-    )},
 }
 
 __all__ = sorted(_LAZY_EXPORTS)

@@ -206,7 +206,7 @@ def load_adapter(directory: str | os.PathLike, base_model: nn.Module | None = No
 
     record = read_adapter_record(directory)
     if base_model is None:
-        from gfm import modeling
+        import gfm.modeling as modeling
         from gfm.hub import load_checkpoint
 
         from .heads import _register_tokenizer_classes

@@ -166,7 +166,7 @@ def build_task_items(
             ids[split] = index
     elif task.level == "edge":
         if link_split is None:
-            raise TaskDataError(f"{dataset.name}: an edge task needs a LinkSplit (gfm.evaluation.link_split_from_dataset)")
+            raise TaskDataError(f"{dataset.name}: an edge task needs a LinkSplit: pass link_split=gfm.data.link_split_from_dataset(dataset)")
         readable = link_split.readable_graph(dataset.graphs[0])
         positives = _cap_pairs(link_split.train_pos, max_train_items, generator)
         negatives = link_split.sample_train_negatives(positives.shape[1], generator)

@@ -8,6 +8,10 @@ Public names are imported lazily on first access (``from gfm.evaluation import r
     baselines    train_gcn_node_classifier, train_gin_graph_model, train_gcn_link_predictor
     zero-shot    Access, run_node_classification, run_link_prediction, write_zero_shot_report
     reports      RunResult, markdown_table, bar_plot, write_report
+
+Evaluation is model-free and never imports :mod:`gfm.adapters`: the gfm model as a zero-shot
+method and the zero-shot / fine-tuning recipes live in :mod:`gfm.pipelines`; link splits in
+:mod:`gfm.data.link_splits`.
 """
 
 from __future__ import annotations
@@ -28,10 +32,9 @@ _LAZY_EXPORTS: dict[str, str] = {
         "train_gcn_link_predictor",
     )},
     **{name: "gfm.evaluation.zero_shot" for name in (
-        "Access", "AccessError", "LabelledNodes", "ZeroShotMethod", "GFMZeroShotMethod", "LabelPropagationMethod",
+        "Access", "AccessError", "LabelledNodes", "ZeroShotMethod", "NodeStateMethod", "LabelPropagationMethod",
         "SVDProbeMethod", "run_node_classification", "run_link_prediction", "write_zero_shot_report",
     )},
-    **{name: "gfm.evaluation.zero_shot_runner" for name in ("ZeroShotConfig", "run_zero_shot", "load_zero_shot_config")},
     **{name: "gfm.evaluation.reports" for name in (
         "RunResult", "AccessMismatchError", "summarize", "markdown_table", "per_seed_table", "bar_plot",
         "write_report", "load_results",

@@ -22,6 +22,11 @@ would put two accesses in one comparison raises
 
 Controls, always run beside a method under the same access: label propagation, the
 parameter-free SVD probe, and a randomly initialized gfm model of the same architecture.
+
+This module is model-free: the protocol, the access levels and the parameter-free controls. The
+gfm model as a method (and its random-initialization control), which needs a checkpoint's
+tokenizer and ego-graph encoder, is :class:`gfm.pipelines.zero_shot.GFMZeroShotMethod`; any
+:class:`NodeStateMethod` plugs into the same protocol.
 """
 
 from __future__ import annotations
@@ -60,7 +65,6 @@ __all__ = [
     "NodeStateMethod",
     "LabelPropagationMethod",
     "SVDProbeMethod",
-    "GFMZeroShotMethod",
     "run_node_classification",
     "run_link_prediction",
     "write_zero_shot_report",
@@ -222,58 +226,6 @@ class SVDProbeMethod(NodeStateMethod):
             if isinstance(getattr(visible, "x_cont", None), torch.Tensor):
                 features = torch.cat([features, visible.x_cont.float()], dim=1)
         return self.probe.embed(visible.edge_index, int(visible.num_nodes), features)
-
-
-class GFMZeroShotMethod(NodeStateMethod):
-    """A gfm backbone read without any gradient step: node state = mean of its token states.
-
-    Every node's ego graph is tokenized with ``target_node`` (see
-    :class:`gfm.adapters.encoding.TaskSampleEncoder`); the backbone's last hidden states of the
-    tokens that stand for the target node are averaged.
-
-    Args:
-        model: a gfm model (``GFMModel`` or any gfm head; its backbone is used).
-        encoder: a ``TaskSampleEncoder`` built with the model's tokenizer.
-        name / role: ``"gfm"`` / ``"method"``, or ``"random_init"`` / ``"control"``.
-        batch_size: sequences per forward pass.
-    """
-
-    def __init__(self, model, encoder, name: str = "gfm", role: str = "method", batch_size: int = 64) -> None:
-        from gfm.adapters.heads import backbone_of
-
-        self.backbone = backbone_of(model).eval()
-        self.encoder = encoder
-        self.name, self.role = name, role
-        self.batch_size = batch_size
-        self._cache: tuple[Data, torch.Tensor] | None = None
-
-    @classmethod
-    def random_init(cls, model, encoder, seed: int, batch_size: int = 64) -> GFMZeroShotMethod:
-        """The control: the same architecture (config) with freshly initialized weights."""
-        from gfm.adapters.heads import backbone_of
-        from gfm.modeling import GFMModel
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            fresh = GFMModel(backbone_of(model).config)
-        return cls(fresh, encoder, name="random_init", role="control", batch_size=batch_size)
-
-    @torch.no_grad()
-    def node_states(self, visible: Data) -> torch.Tensor:
-        if self._cache is not None and self._cache[0] is visible:
-            return self._cache[1]
-        from gfm.modeling.modeling_gfm import pool_per_node
-
-        num_nodes = int(visible.num_nodes)
-        samples = self.encoder.node_samples(visible, torch.arange(num_nodes))
-        states = torch.zeros(num_nodes, self.backbone.config.hidden_size)
-        for chosen, batch in self.encoder.batches(samples, self.batch_size):
-            target = batch.pop("target_node").view(-1)
-            hidden = self.backbone(**batch, return_dict=True).last_hidden_state
-            rows = torch.arange(target.numel())
-            states[chosen] = pool_per_node(hidden, batch["sequence_ids"], batch["node_index"], rows, target).float()
-        self._cache = (visible, states)
-        return states
 
 
 # ---------------------------------------------------------------------------------------------

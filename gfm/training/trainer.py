@@ -780,7 +780,7 @@ def build_model(config: PretrainConfig, tokenizer: Any, corpus_settings: Mapping
 
     from transformers import MODEL_FOR_PRETRAINING_MAPPING, AutoConfig, AutoModelForPreTraining
 
-    import gfm  # noqa: F401  (registers the gfm classes with the Auto classes)
+    import gfm.modeling  # noqa: F401  (registers the gfm classes with the Auto classes)
 
     model_args = config.model
     if model_args.model_name_or_path:

@@ -29,6 +29,19 @@ from typing import Any
 
 import torch
 
+from gfm.adapters.adaptation import (
+    ADAPTATION_METHODS,
+    AdaptationConfig,
+    base_model_fingerprint,
+    export_merged,
+    parameter_counts,
+    prepare_for_adaptation,
+    save_adapter,
+)
+from gfm.adapters.encoding import SamplingConfig, TaskSampleEncoder
+from gfm.adapters.heads import load_pretrained_for_task, scratch_model_for_task
+from gfm.adapters.task_data import TaskItems, build_task_items, node_split_index
+from gfm.adapters.training import TrainingConfig, train_task_model
 from gfm.data.link_splits import LinkSplit, link_split_from_dataset
 from gfm.evaluation.baselines import (
     BaselineConfig,
@@ -40,20 +53,6 @@ from gfm.evaluation.controls import SVDProbe, label_propagation_link_scores, lab
 from gfm.evaluation.metrics import score_outputs
 from gfm.evaluation.reports import RunResult
 from gfm.utils.config import load_yaml_dataclass
-
-from .adaptation import (
-    ADAPTATION_METHODS,
-    AdaptationConfig,
-    base_model_fingerprint,
-    export_merged,
-    parameter_counts,
-    prepare_for_adaptation,
-    save_adapter,
-)
-from .encoding import SamplingConfig, TaskSampleEncoder
-from .heads import load_pretrained_for_task, scratch_model_for_task
-from .task_data import TaskItems, build_task_items, node_split_index
-from .training import TrainingConfig, train_task_model
 
 __all__ = ["FinetuneConfig", "FinetuneConfigError", "run_finetuning", "load_finetune_config", "METHOD_NAMES"]
 

@@ -7,6 +7,10 @@ same architecture - under the same declared :class:`~gfm.evaluation.zero_shot.Ac
 - node classification under each ``node_accesses`` entry (a ``k_labels`` access, for each k
   of ``labels_per_class``);
 - link prediction on held-out edges under each ``link_accesses`` entry.
+
+The protocol itself (accesses, controls, reports) is model-free and lives in
+:mod:`gfm.evaluation.zero_shot`; this module adds the gfm model as a method
+(:class:`GFMZeroShotMethod`, which reads a checkpoint through :mod:`gfm.adapters`).
 """
 
 from __future__ import annotations
@@ -17,24 +21,75 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from gfm.data.link_splits import holdout_link_split
-from gfm.utils.config import load_yaml_dataclass
+import torch
+from torch_geometric.data import Data
 
-from .controls import SVDProbe
-from .reports import RunResult
-from .zero_shot import (
+from gfm.adapters.encoding import SamplingConfig, TaskSampleEncoder
+from gfm.adapters.heads import backbone_of, load_pretrained_for_task
+from gfm.data.link_splits import holdout_link_split
+from gfm.evaluation.controls import SVDProbe
+from gfm.evaluation.reports import RunResult
+from gfm.evaluation.zero_shot import (
     Access,
     AccessError,
-    GFMZeroShotMethod,
     LabelPropagationMethod,
+    NodeStateMethod,
     SVDProbeMethod,
     run_link_prediction,
     run_node_classification,
 )
+from gfm.modeling import GFMModel
+from gfm.modeling.modeling_gfm import pool_per_node
+from gfm.utils.config import load_yaml_dataclass
 
-__all__ = ["ZeroShotConfig", "ZeroShotConfigError", "load_zero_shot_config", "run_zero_shot"]
+__all__ = ["GFMZeroShotMethod", "ZeroShotConfig", "ZeroShotConfigError", "load_zero_shot_config", "run_zero_shot"]
 
 logger = logging.getLogger(__name__)
+
+
+class GFMZeroShotMethod(NodeStateMethod):
+    """A gfm backbone read without any gradient step: node state = mean of its token states.
+
+    Every node's ego graph is tokenized with ``target_node`` (see
+    :class:`gfm.adapters.encoding.TaskSampleEncoder`); the backbone's last hidden states of the
+    tokens that stand for the target node are averaged.
+
+    Args:
+        model: a gfm model (``GFMModel`` or any gfm head; its backbone is used).
+        encoder: a ``TaskSampleEncoder`` built with the model's tokenizer.
+        name / role: ``"gfm"`` / ``"method"``, or ``"random_init"`` / ``"control"``.
+        batch_size: sequences per forward pass.
+    """
+
+    def __init__(self, model, encoder, name: str = "gfm", role: str = "method", batch_size: int = 64) -> None:
+        self.backbone = backbone_of(model).eval()
+        self.encoder = encoder
+        self.name, self.role = name, role
+        self.batch_size = batch_size
+        self._cache: tuple[Data, torch.Tensor] | None = None
+
+    @classmethod
+    def random_init(cls, model, encoder, seed: int, batch_size: int = 64) -> GFMZeroShotMethod:
+        """The control: the same architecture (config) with freshly initialized weights."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            fresh = GFMModel(backbone_of(model).config)
+        return cls(fresh, encoder, name="random_init", role="control", batch_size=batch_size)
+
+    @torch.no_grad()
+    def node_states(self, visible: Data) -> torch.Tensor:
+        if self._cache is not None and self._cache[0] is visible:
+            return self._cache[1]
+        num_nodes = int(visible.num_nodes)
+        samples = self.encoder.node_samples(visible, torch.arange(num_nodes))
+        states = torch.zeros(num_nodes, self.backbone.config.hidden_size)
+        for chosen, batch in self.encoder.batches(samples, self.batch_size):
+            target = batch.pop("target_node").view(-1)
+            hidden = self.backbone(**batch, return_dict=True).last_hidden_state
+            rows = torch.arange(target.numel())
+            states[chosen] = pool_per_node(hidden, batch["sequence_ids"], batch["node_index"], rows, target).float()
+        self._cache = (visible, states)
+        return states
 
 
 class ZeroShotConfigError(ValueError):
@@ -105,9 +160,6 @@ def _gfm_factory(config: ZeroShotConfig, task):
     """``seed -> [gfm, random_init]`` methods, or ``None`` without a checkpoint."""
     if config.pretrained is None:
         return None
-    from gfm.adapters.encoding import SamplingConfig, TaskSampleEncoder
-    from gfm.adapters.heads import load_pretrained_for_task
-
     model, tokenizer = load_pretrained_for_task(config.pretrained, task)
     encoder = TaskSampleEncoder(
         tokenizer,
@@ -125,8 +177,6 @@ def _gfm_factory(config: ZeroShotConfig, task):
 
 def run_zero_shot(config: ZeroShotConfig) -> list[RunResult]:
     """Run the protocol on every dataset, access and seed; return all results."""
-    import torch
-
     from gfm.data.registry import load
 
     if config.num_threads:

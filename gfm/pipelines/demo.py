@@ -1,4 +1,5 @@
-"""The main job (``make demo`` runs ``python -m gfm.demo``): the whole gfm pipeline in minutes.
+"""The main job, the whole gfm pipeline in minutes (``make demo``, ``gfm demo`` and
+``python -m gfm.pipelines.demo`` run it).
 
 Without a data folder it runs on the embedded default corpus (graphs shipped inside installed
 packages: RDKit's NCI molecules with their TPSA, networkx's social graphs; no network):
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-logger = logging.getLogger("gfm.demo")
+logger = logging.getLogger(__name__)
 
 #: Datasets that take more than a few seconds to process from their source files.
 LARGE_DATASETS = (
@@ -269,8 +270,8 @@ def _pretrain(plan: DemoPlan, data_dir: str | None, tokenizer_dir: Path, output:
 def _finetune(plan: DemoPlan, data_dir: str | None, export: Path, output: Path, outcome: DemoOutcome) -> None:
     import torch
 
-    from gfm.adapters.finetune import FinetuneConfig, run_finetuning
     from gfm.evaluation.reports import write_report
+    from gfm.pipelines.finetune import FinetuneConfig, run_finetuning
 
     directory = output / "finetune"
     config = FinetuneConfig(
@@ -293,7 +294,7 @@ def _zero_shot(plan: DemoPlan, data_dir: str | None, export: Path, output: Path,
     import torch
 
     from gfm.evaluation.zero_shot import write_zero_shot_report
-    from gfm.evaluation.zero_shot_runner import ZeroShotConfig, run_zero_shot
+    from gfm.pipelines.zero_shot import ZeroShotConfig, run_zero_shot
 
     directory = output / "zero_shot"
     config = ZeroShotConfig(
@@ -483,7 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from gfm.data.registry import available, resolve_data_dir
     from gfm.utils.logging import setup_logging
 
-    parser = argparse.ArgumentParser(prog="python -m gfm.demo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m gfm.pipelines.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=None, help="real data folder (default: GFM_DATA_DIR); none: the packaged corpus")
     parser.add_argument("--packaged", action="store_true", help="use the packaged corpus even when a data folder is set")
     parser.add_argument("--summary-only", action="store_true", help="only print the corpus table (step 1)")
