@@ -422,3 +422,71 @@ def test_cosine_codebooks_match_the_reference_reload_and_repeat(corpus, tmp_path
     assert loaded.config.use_cosine_sim
     for graphs in corpus.values():
         assert torch.equal(loaded.node_codes(graphs[0]), cosine.node_codes(graphs[0]))
+
+
+# -- the recipe's linear probes (gfm.tokenization.quantized.evaluation) ------------------------
+def _probe_dataset(name: str, graphs: list[Data], level: str, splits=None):
+    from gfm.data.dataset import GraphDataset, TaskSpec
+
+    task = TaskSpec(level=level, kind="classification", num_classes=2, num_targets=1, target_names=["y"],
+                    metric="accuracy")
+    return GraphDataset(name=name, domain=graphs[0].domain, task=task, graphs=graphs, splits=splits or {})
+
+
+def test_node_probe_reads_separable_labels_from_raw_features(tokenizer):
+    from gfm.tokenization.quantized.evaluation import PROBE_TABLE_HEADER, node_probe
+
+    graph = _citation(num_nodes=200, seed=3)
+    graph.y = graph.x[:, 0].long()  # a label the raw features state outright
+    order = torch.randperm(200, generator=torch.Generator().manual_seed(0))
+    for key, part in (("train_mask", order[:120]), ("val_mask", order[120:160]), ("test_mask", order[160:])):
+        mask = torch.zeros(200, dtype=torch.bool)
+        mask[part] = True
+        setattr(graph, key, mask)
+    results = node_probe(tokenizer, _probe_dataset("toy/citation", [graph], "node"), seed=0)
+    assert [r.split for r in results] == ["public", "random 60/20/20 (seed 0)"]
+    for result in results:
+        assert result.raw_features == 1.0  # the label is a raw feature column
+        assert 0.0 <= result.codes <= 1.0 and 0.0 <= result.random_codes <= 1.0
+        row = result.as_row()
+        assert len(row) == len(PROBE_TABLE_HEADER) and row[:2] == ["toy/citation", result.split]
+        assert row[5] == pytest.approx(100 * (result.codes - result.raw_features))
+        assert row[6] == ("yes" if row[5] >= -5 else "NO")
+    again = node_probe(tokenizer, _probe_dataset("toy/citation", [graph], "node"), seed=0)
+    assert again == results  # deterministic: full-batch L-BFGS, seeded split and random codes
+
+
+def test_graph_probe_uses_the_dataset_split_or_a_seeded_random_one(tokenizer, corpus):
+    from gfm.tokenization.quantized.evaluation import graph_probe
+
+    graphs = [g.clone() for g in corpus["molecules"] + corpus["molecules"]]
+    for index, graph in enumerate(graphs):
+        graph.y = torch.tensor([index % 2])
+    random_split = graph_probe(tokenizer, _probe_dataset("toy/molecules", graphs, "graph"), seed=1)
+    assert random_split.split == "random 80/10/10 (seed 1) (mean-pooled)"
+    splits = {"train": torch.arange(16), "valid": torch.arange(16, 20), "test": torch.arange(20, 24)}
+    given = graph_probe(tokenizer, _probe_dataset("toy/molecules", graphs, "graph", splits), seed=1)
+    assert given.split == "dataset split (mean-pooled)" and given.dataset == "toy/molecules"
+    for value in (given.raw_features, given.codes, given.random_codes):
+        assert 0.0 <= value <= 1.0
+
+
+def test_probes_name_what_the_dataset_lacks(tokenizer, corpus):
+    from gfm.tokenization.quantized.evaluation import ProbeError, graph_probe, node_probe
+    from gfm.utils.errors import GFMError
+
+    unlabelled = _probe_dataset("toy/unlabelled", [_citation()], "node")
+    with pytest.raises(ProbeError, match=r"node probe on 'toy/unlabelled': graph 0 needs one integer label per node "
+                                         r"in y \(shape \[120\]\), got y of shape None; pick a node-classification"):
+        node_probe(tokenizer, unlabelled)
+    graphs = [g.clone() for g in corpus["molecules"]]
+    for graph in graphs:
+        graph.y = torch.tensor([0])
+    graphs[3].y = torch.tensor([0, 1])
+    with pytest.raises(ProbeError, match=r"graph probe on 'toy/two': graph 3 needs exactly one label in y, got \(2,\)"):
+        graph_probe(tokenizer, _probe_dataset("toy/two", graphs, "graph"))
+    graphs[3].y = torch.tensor([1])
+    partial = _probe_dataset("toy/partial", graphs, "graph", {"train": torch.arange(8), "test": torch.arange(8, 12)})
+    with pytest.raises(ProbeError, match=r"its split has \['test', 'train'\] but lacks \['valid'\]") as error:
+        graph_probe(tokenizer, partial)
+    assert isinstance(error.value, GFMError) and isinstance(error.value, ValueError)

@@ -29,15 +29,10 @@ from transformers import HfArgumentParser
 import gfm.data
 from gfm.tokenization.input_space import feature_schema_key
 from gfm.tokenization.quantized import QuantizedTokenizer, QuantizedTokenizerConfig
-from gfm.tokenization.quantized.evaluation import (
-    bag_of_codes,
-    linear_probe_accuracy,
-    one_hot_codes,
-    random_codes_like,
-    raw_node_features,
-)
+from gfm.tokenization.quantized.evaluation import PROBE_TABLE_HEADER, graph_probe, node_probe
 from gfm.utils.config import load_yaml
 from gfm.utils.logging import setup_logging
+from gfm.utils.tables import format_markdown_table
 
 
 @dataclass
@@ -83,15 +78,8 @@ class TrainQuantizerArguments:
 
 
 def _table(title: str, header: list[str], rows: list[list[object]]) -> None:
-    cells = [[str(c) for c in header]] + [
-        [f"{c:.4f}" if isinstance(c, float) else str(c) for c in row] for row in rows
-    ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     print(f"\n{title}")
-    print("| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in cells[1:]:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
+    print(format_markdown_table(header, rows))
 
 
 def _load(name: str, data_dir: str | None, max_graphs: int, seed: int, cache_dir: str | None = None):
@@ -102,73 +90,6 @@ def _load(name: str, data_dir: str | None, max_graphs: int, seed: int, cache_dir
         dataset.graphs = [dataset.graphs[i] for i in keep]
         dataset.splits = {}
     return dataset
-
-
-def _node_probe(tokenizer: QuantizedTokenizer, dataset, seed: int) -> list[list[object]]:
-    graph = dataset.graphs[0]
-    size = tokenizer.config.codebook_size
-    codes = tokenizer.node_codes(graph)
-    features = {
-        "raw features": raw_node_features(graph),
-        "codes (one-hot per level)": one_hot_codes(codes, size),
-        "random codes": one_hot_codes(random_codes_like(codes, size, seed), size),
-    }
-    labels = graph.y
-    splits = []
-    if hasattr(graph, "train_mask"):
-        masks = [getattr(graph, k) for k in ("train_mask", "val_mask", "test_mask")]
-        masks = [m[:, 0] if m.dim() == 2 else m for m in masks]
-        splits.append(("public", *[m.nonzero().view(-1) for m in masks]))
-    labelled = (labels >= 0).nonzero().view(-1)
-    order = labelled[torch.randperm(labelled.numel(), generator=torch.Generator().manual_seed(seed))]
-    a, b = int(0.6 * order.numel()), int(0.8 * order.numel())
-    splits.append((f"random 60/20/20 (seed {seed})", order[:a], order[a:b], order[b:]))
-    rows = []
-    for split_name, train, valid, test in splits:
-        scores = {
-            name: linear_probe_accuracy(f, labels, train, valid, test)["test_accuracy"]
-            for name, f in features.items()
-        }
-        rows.append(_probe_row(dataset.name, split_name, scores))
-    return rows
-
-
-def _graph_probe(tokenizer: QuantizedTokenizer, dataset, seed: int) -> list[list[object]]:
-    size = tokenizer.config.codebook_size
-    codes = tokenizer.node_codes_many(dataset.graphs)
-    batch = torch.cat([torch.full((c.shape[0],), i) for i, c in enumerate(codes)])
-    all_codes = torch.cat(codes)
-    categories = None
-    if dataset.graphs[0].x is not None and not dataset.graphs[0].x.is_floating_point():
-        categories = (
-            torch.stack([g.x.max(dim=0).values for g in dataset.graphs]).max(dim=0).values + 1
-        ).tolist()
-    raw = torch.stack([raw_node_features(g, categories).mean(dim=0) for g in dataset.graphs])
-    features = {
-        "raw features": raw,
-        "codes (one-hot per level)": bag_of_codes(all_codes, batch, len(codes), size),
-        "random codes": bag_of_codes(random_codes_like(all_codes, size, seed), batch, len(codes), size),
-    }
-    labels = torch.cat([g.y.view(-1) for g in dataset.graphs])
-    if dataset.splits:
-        train, valid, test = (dataset.splits[k] for k in ("train", "valid", "test"))
-        split_name = "dataset split"
-    else:
-        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
-        a, b = int(0.8 * len(order)), int(0.9 * len(order))
-        train, valid, test = order[:a], order[a:b], order[b:]
-        split_name = f"random 80/10/10 (seed {seed})"
-    scores = {
-        name: linear_probe_accuracy(f, labels, train, valid, test)["test_accuracy"]
-        for name, f in features.items()
-    }
-    return [_probe_row(dataset.name, split_name + " (mean-pooled)", scores)]
-
-
-def _probe_row(name: str, split: str, scores: dict[str, float]) -> list[object]:
-    raw, codes, random = scores["raw features"], scores["codes (one-hot per level)"], scores["random codes"]
-    gap = 100 * (codes - raw)
-    return [name, split, 100 * raw, 100 * codes, 100 * random, gap, "yes" if gap >= -5 else "NO"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -282,25 +203,17 @@ def main(argv: list[str] | None = None) -> int:
         dataset = corpus.get(args.probe_node_dataset) or gfm.data.load(
             args.probe_node_dataset, args.data_dir, cache_dir=args.data_cache_dir
         )
-        rows += _node_probe(tokenizer, dataset, args.probe_random_split_seed)
+        rows += [r.as_row() for r in node_probe(tokenizer, dataset, args.probe_random_split_seed)]
     if args.probe_graph_dataset:
         dataset = corpus.get(args.probe_graph_dataset)
         if dataset is None or not dataset.splits:
             dataset = gfm.data.load(args.probe_graph_dataset, args.data_dir, cache_dir=args.data_cache_dir)
-        rows += _graph_probe(tokenizer, dataset, args.probe_random_split_seed)
+        rows += [graph_probe(tokenizer, dataset, args.probe_random_split_seed).as_row()]
     if rows:
         timings.append(["linear probes", time.perf_counter() - stage])
         _table(
             "Linear probes: test accuracy % (logistic regression, L2 picked on the validation split)",
-            [
-                "dataset",
-                "split",
-                "raw features",
-                "codes (one-hot/level)",
-                "random codes",
-                "codes - raw",
-                "within 5 points",
-            ],
+            list(PROBE_TABLE_HEADER),
             rows,
         )
 

@@ -6,6 +6,9 @@
   decay chosen on a validation split) — written here because scikit-learn is not a dependency;
   deterministic, and small enough to read.
 * :func:`one_hot_codes` / :func:`bag_of_codes`: probe inputs for node and graph tasks.
+* :func:`node_probe` / :func:`graph_probe`: the recipe's probe protocol on one dataset (raw
+  features vs one-hot codes vs random codes, same splits, same classifier), as
+  :class:`ProbeResult` rows (:data:`PROBE_TABLE_HEADER`, :meth:`ProbeResult.as_row`).
 """
 
 from __future__ import annotations
@@ -13,12 +16,25 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch_geometric.data import Data
 
+from gfm.utils.errors import GFMError
+
+if TYPE_CHECKING:
+    from gfm.data.dataset import GraphDataset
+
+    from .tokenizer import QuantizedTokenizer
+
 __all__ = [
+    "ProbeError",
+    "ProbeResult",
+    "PROBE_TABLE_HEADER",
+    "node_probe",
+    "graph_probe",
     "LevelStatistics",
     "codebook_statistics",
     "one_hot_codes",
@@ -215,3 +231,166 @@ def linear_probe_accuracy(
             best = {"valid_accuracy": valid, "test_accuracy": test, "weight_decay": decay}
     assert best is not None
     return best
+
+
+class ProbeError(GFMError, ValueError):
+    """A probe dataset lacks what the probe needs (labels, a split); the message names it and the fix."""
+
+
+#: column titles of :meth:`ProbeResult.as_row` (accuracies in percent)
+PROBE_TABLE_HEADER = (
+    "dataset",
+    "split",
+    "raw features",
+    "codes (one-hot/level)",
+    "random codes",
+    "codes - raw",
+    "within 5 points",
+)
+
+
+@dataclass
+class ProbeResult:
+    """Test accuracies (fractions in ``[0, 1]``) of the same linear probe on three inputs of one split.
+
+    Attributes:
+        dataset: the dataset's name.
+        split: how train / valid / test were chosen (``"public"``, ``"random 60/20/20 (seed 0)"``, ...).
+        raw_features: accuracy on the dataset's own features (:func:`raw_node_features`).
+        codes: accuracy on the tokenizer's codes, one-hot per level (:func:`one_hot_codes`;
+            mean-pooled per graph for a graph task, :func:`bag_of_codes`).
+        random_codes: accuracy on uniformly random codes of the same shape (the control).
+    """
+
+    dataset: str
+    split: str
+    raw_features: float
+    codes: float
+    random_codes: float
+
+    @property
+    def gap_points(self) -> float:
+        """``codes - raw_features`` in percentage points (negative: the codes lost information)."""
+        return 100 * (self.codes - self.raw_features)
+
+    def as_row(self) -> list[object]:
+        """One table row under :data:`PROBE_TABLE_HEADER`: percentages and ``"yes"``/``"NO"``
+        for "codes within 5 points of the raw features"."""
+        return [
+            self.dataset,
+            self.split,
+            100 * self.raw_features,
+            100 * self.codes,
+            100 * self.random_codes,
+            self.gap_points,
+            "yes" if self.gap_points >= -5 else "NO",
+        ]
+
+
+def _probe(
+    name: str, split: str, inputs: dict[str, torch.Tensor], labels: torch.Tensor,
+    train: torch.Tensor, valid: torch.Tensor, test: torch.Tensor,
+) -> ProbeResult:
+    scores = {key: linear_probe_accuracy(value, labels, train, valid, test)["test_accuracy"] for key, value in inputs.items()}
+    return ProbeResult(name, split, scores["raw"], scores["codes"], scores["random"])
+
+
+def node_probe(tokenizer: QuantizedTokenizer, dataset: GraphDataset, seed: int = 0) -> list[ProbeResult]:
+    """Node classification probes on the first graph of ``dataset`` (a single-graph node task).
+
+    Inputs, for every node: its raw features ``[N, F]``, its codes one-hot per level
+    ``[N, L * C]`` and random codes of the same shape. Splits: the graph's public
+    ``train_mask`` / ``val_mask`` / ``test_mask`` when it has them (the first column of 2-D
+    masks), and always a seeded random 60/20/20 split of the labelled nodes (``y >= 0``).
+
+    Args:
+        tokenizer: a trained :class:`~gfm.tokenization.quantized.QuantizedTokenizer`.
+        dataset: a ``gfm.data`` dataset whose first graph has int64 node labels ``y`` ``[N]``.
+        seed: seed of the random split and of the random codes.
+
+    Returns:
+        One :class:`ProbeResult` per split (public first).
+
+    Raises:
+        ProbeError: the graph has no node labels ``y``, or not one per node.
+    """
+    graph = dataset.graphs[0]
+    labels = getattr(graph, "y", None)
+    if labels is None or labels.dim() != 1 or labels.numel() != int(graph.num_nodes):
+        shape = None if labels is None else tuple(labels.shape)
+        raise ProbeError(
+            f"node probe on {dataset.name!r}: graph 0 needs one integer label per node in y "
+            f"(shape [{int(graph.num_nodes)}]), got y of shape {shape}; pick a node-classification "
+            "dataset for probe_node_dataset"
+        )
+    size = tokenizer.config.codebook_size
+    codes = tokenizer.node_codes(graph)
+    inputs = {
+        "raw": raw_node_features(graph),
+        "codes": one_hot_codes(codes, size),
+        "random": one_hot_codes(random_codes_like(codes, size, seed), size),
+    }
+    splits = []
+    if hasattr(graph, "train_mask"):
+        masks = [getattr(graph, k) for k in ("train_mask", "val_mask", "test_mask")]
+        masks = [m[:, 0] if m.dim() == 2 else m for m in masks]
+        splits.append(("public", *[m.nonzero().view(-1) for m in masks]))
+    labelled = (labels >= 0).nonzero().view(-1)
+    order = labelled[torch.randperm(labelled.numel(), generator=torch.Generator().manual_seed(seed))]
+    a, b = int(0.6 * order.numel()), int(0.8 * order.numel())
+    splits.append((f"random 60/20/20 (seed {seed})", order[:a], order[a:b], order[b:]))
+    return [_probe(dataset.name, name, inputs, labels, *split) for name, *split in splits]
+
+
+def graph_probe(tokenizer: QuantizedTokenizer, dataset: GraphDataset, seed: int = 0) -> ProbeResult:
+    """Graph classification probe on ``dataset`` with mean-pooled node inputs.
+
+    Inputs, per graph: the mean of its nodes' raw features (categorical columns one-hot with
+    the dataset-wide number of values), the mean one-hot code vector (:func:`bag_of_codes`,
+    ``[G, L * C]``) and the same for random codes. Split: the dataset's ``train`` / ``valid`` /
+    ``test`` split when it has one, else a seeded random 80/10/10 split.
+
+    Args:
+        tokenizer: a trained :class:`~gfm.tokenization.quantized.QuantizedTokenizer`.
+        dataset: a ``gfm.data`` dataset of graphs with one integer label each (``y`` of one element).
+        seed: seed of the random split and of the random codes.
+
+    Raises:
+        ProbeError: a graph has no label or more than one, or the split lacks train / valid / test.
+    """
+    for index, graph in enumerate(dataset.graphs):
+        y = getattr(graph, "y", None)
+        if y is None or y.numel() != 1:
+            raise ProbeError(
+                f"graph probe on {dataset.name!r}: graph {index} needs exactly one label in y, got "
+                f"{None if y is None else tuple(y.shape)}; pick a graph-classification dataset for probe_graph_dataset"
+            )
+    size = tokenizer.config.codebook_size
+    codes = tokenizer.node_codes_many(dataset.graphs)
+    batch = torch.cat([torch.full((c.shape[0],), i) for i, c in enumerate(codes)])
+    all_codes = torch.cat(codes)
+    categories = None
+    if dataset.graphs[0].x is not None and not dataset.graphs[0].x.is_floating_point():
+        categories = (torch.stack([g.x.max(dim=0).values for g in dataset.graphs]).max(dim=0).values + 1).tolist()
+    raw = torch.stack([raw_node_features(g, categories).mean(dim=0) for g in dataset.graphs])
+    inputs = {
+        "raw": raw,
+        "codes": bag_of_codes(all_codes, batch, len(codes), size),
+        "random": bag_of_codes(random_codes_like(all_codes, size, seed), batch, len(codes), size),
+    }
+    labels = torch.cat([g.y.view(-1) for g in dataset.graphs])
+    if dataset.splits:
+        missing = [k for k in ("train", "valid", "test") if k not in dataset.splits]
+        if missing:
+            raise ProbeError(
+                f"graph probe on {dataset.name!r}: its split has {sorted(dataset.splits)} but lacks {missing}; "
+                "give the dataset train / valid / test splits, or none for a random 80/10/10 split"
+            )
+        train, valid, test = (dataset.splits[k] for k in ("train", "valid", "test"))
+        split = "dataset split"
+    else:
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+        a, b = int(0.8 * len(order)), int(0.9 * len(order))
+        train, valid, test = order[:a], order[a:b], order[b:]
+        split = f"random 80/10/10 (seed {seed})"
+    return _probe(dataset.name, split + " (mean-pooled)", inputs, labels, train, valid, test)
