@@ -22,16 +22,18 @@ from dataclasses import dataclass
 import torch
 from torch_geometric.data import Data
 
+from gfm.utils.errors import GFMError
+
 __all__ = ["LeakageError", "LinkSplitError", "LinkSplit", "link_split_from_dataset", "holdout_link_split"]
 
 logger = logging.getLogger(__name__)
 
 
-class LeakageError(ValueError):
+class LeakageError(GFMError, ValueError):
     """A held-out edge appears where a model could read it (input graph, training negatives)."""
 
 
-class LinkSplitError(ValueError):
+class LinkSplitError(GFMError, ValueError):
     """A link split cannot be built (no positives, too few candidate negatives...)."""
 
 
