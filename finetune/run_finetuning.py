@@ -16,19 +16,22 @@ import sys
 from pathlib import Path
 
 from gfm.evaluation.reports import markdown_table, write_report
-from gfm.pipelines.finetune import FinetuneConfig, load_finetune_config, run_finetuning
-from gfm.training.config import parse_overrides
-from gfm.utils.config import config_argument_parser
+from gfm.pipelines.finetune import FinetuneConfig, run_finetuning
+from gfm.utils.config import ConfigArgumentParser
+from gfm.utils.errors import run_main
 from gfm.utils.logging import setup_logging
 
 
+def parser() -> ConfigArgumentParser:
+    return ConfigArgumentParser(FinetuneConfig, prog="python finetune/run_finetuning.py", description=__doc__,
+                                config_help="YAML config (configs/finetune/*.yaml)")
+
+
 def main(argv: list[str] | None = None) -> list:
-    parser = config_argument_parser(FinetuneConfig, __doc__.splitlines()[0], "YAML config (configs/finetune/*.yaml)")
-    args, rest = parser.parse_known_args(argv)
+    (config,), options = parser().parse_config(argv)
     setup_logging()
-    config = load_finetune_config(args.config, parse_overrides(rest))
     results = run_finetuning(config)
-    name = Path(args.config).stem
+    name = Path(options.config).stem
     paths = write_report(results, config.output_dir, name=name, title=f"fine-tuning: {config.dataset}")
     print(markdown_table(results, title=f"fine-tuning: {config.dataset}"))
     for run in results:
@@ -40,4 +43,4 @@ def main(argv: list[str] | None = None) -> list:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(run_main(main))

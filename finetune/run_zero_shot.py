@@ -15,23 +15,26 @@ import sys
 from pathlib import Path
 
 from gfm.evaluation.zero_shot import write_zero_shot_report
-from gfm.pipelines.zero_shot import ZeroShotConfig, load_zero_shot_config, run_zero_shot
-from gfm.training.config import parse_overrides
-from gfm.utils.config import config_argument_parser
+from gfm.pipelines.zero_shot import ZeroShotConfig, run_zero_shot
+from gfm.utils.config import ConfigArgumentParser
+from gfm.utils.errors import run_main
 from gfm.utils.logging import setup_logging
 
 
+def parser() -> ConfigArgumentParser:
+    return ConfigArgumentParser(ZeroShotConfig, prog="python finetune/run_zero_shot.py", description=__doc__,
+                                config_help="YAML config (configs/zero_shot/*.yaml)")
+
+
 def main(argv: list[str] | None = None) -> list:
-    parser = config_argument_parser(ZeroShotConfig, __doc__.splitlines()[0], "YAML config (configs/zero_shot/*.yaml)")
-    args, rest = parser.parse_known_args(argv)
+    (config,), options = parser().parse_config(argv)
     setup_logging()
-    config = load_zero_shot_config(args.config, parse_overrides(rest))
     results = run_zero_shot(config)
-    paths = write_zero_shot_report(results, config.output_dir, name=Path(args.config).stem)
+    paths = write_zero_shot_report(results, config.output_dir, name=Path(options.config).stem)
     print(Path(paths["markdown"]).read_text())
     print(f"report: {paths['markdown']}  plots: {', '.join(str(p) for p in paths['plots'])}")
     return results
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(run_main(main))

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 
+from gfm.utils.errors import run_main
 from gfm.utils.logging import setup_logging
 
 __all__ = ["main"]
@@ -68,6 +69,11 @@ def _demo(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``gfm <command>``; a gfm error is printed as one message on stderr (status 2), without a traceback."""
+    return run_main(_main, argv, prog="gfm")
+
+
+def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="gfm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("datasets", help="list loadable dataset names")

@@ -32,6 +32,7 @@ from gfm.tokenization.base import (
     GraphTokenizer,
     read_tokenizer_config,
 )
+from gfm.utils.errors import GFMError
 from gfm.utils.io import atomic_directory, atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ TRAINING_SUMMARY_NAME = "training_summary.json"
 EVALUATION_NAME = "evaluation.json"
 
 
-class HubError(RuntimeError):
+class HubError(GFMError, RuntimeError):
     """Base class of checkpoint resolution / verification errors."""
 
 
@@ -69,8 +70,13 @@ class TokenizerMismatchError(HubError):
     """The tokenizer beside a model is not the one the model was trained with."""
 
 
-class CorruptCheckpointError(HubError):
-    """A weights file is truncated or its header is damaged."""
+class CorruptCheckpointError(HubError, ValueError):
+    """A saved checkpoint's files are damaged or incomplete, so it must not be loaded.
+
+    One meaning for both kinds of checkpoint: a weights file that is truncated or whose header
+    is damaged (:func:`verify_safetensors`), and a training-state checkpoint whose files do not
+    match its manifest (``gfm.training.checkpointing.verify_checkpoint``, which imports this class).
+    """
 
 
 # ------------------------------------------------------------------------------------------

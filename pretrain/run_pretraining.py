@@ -19,28 +19,28 @@ Any config key can be overridden as ``--key value`` (YAML syntax). ``--help`` li
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
-from gfm.training import format_summary, load_config, parse_overrides, run_pretraining
-from gfm.training.config import argument_help
+from gfm.training import format_summary, run_pretraining
+from gfm.training.config import ARGUMENT_CLASSES, PretrainConfig
+from gfm.utils.config import ConfigArgumentParser
+from gfm.utils.errors import run_main
 from gfm.utils.logging import setup_logging
 
 
+def parser() -> ConfigArgumentParser:
+    cli = ConfigArgumentParser(ARGUMENT_CLASSES, prog="python pretrain/run_pretraining.py", description=__doc__,
+                               config_help="YAML run config (configs/pretrain/*.yaml)")
+    cli.add_argument("--local_rank", type=int, default=None,
+                     help="set by the deepspeed launcher; the process rank is read from the environment")
+    return cli
+
+
 def main(argv: list[str] | None = None) -> dict | None:
-    parser = argparse.ArgumentParser(
-        description="Pretrain a gfm model (config keys below can be overridden with --key value).",
-        epilog=argument_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--config", required=True, help="YAML run config (configs/pretrain/*.yaml)")
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=None,
-                        help="set by the deepspeed launcher; the process rank is read from the environment")
-    args, rest = parser.parse_known_args(argv)
+    (model, data, objective, training), options = parser().parse_config(argv)
     setup_logging()
-    config = load_config(args.config, parse_overrides(rest))
-    summary = run_pretraining(config)
+    summary = run_pretraining(PretrainConfig(model, data, objective, training, source=options.config))
     if summary and summary.get("stopped_early"):
         print(f"stopped after step {summary['steps']} (stop_after_steps); checkpoint of step "
               f"{summary['checkpoint_step']}; continue with --resume_from_checkpoint latest")
@@ -55,4 +55,4 @@ def main(argv: list[str] | None = None) -> dict | None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(run_main(main))

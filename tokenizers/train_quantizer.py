@@ -3,8 +3,10 @@
     python tokenizers/train_quantizer.py --config configs/tokenizers/quantized_multidomain.yaml
 
 The YAML holds the fields of ``QuantizedTokenizerConfig`` (tokenizer) and of
-``TrainQuantizerArguments`` below (recipe), parsed by ``transformers.HfArgumentParser``. Data
-comes from ``--data-dir`` / ``data_dir`` / ``GFM_DATA_DIR``. The script prints:
+``TrainQuantizerArguments`` below (recipe), read by gfm's one config path
+(``gfm.utils.config.ConfigArgumentParser``: ``--help`` lists every key; any key can be overridden
+as ``--key value``, e.g. ``--output_dir runs/q``). Data comes from ``data_dir`` or ``GFM_DATA_DIR``.
+The script prints:
 
 1. per quantizer level: codebook utilization, perplexity, codes shared across domains;
 2. linear probes (one-hot codes per level vs raw features vs random codes) on the node and
@@ -16,7 +18,6 @@ comes from ``--data-dir`` / ``data_dir`` / ``GFM_DATA_DIR``. The script prints:
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,13 +25,13 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-from transformers import HfArgumentParser
 
 import gfm.data
 from gfm.tokenization.input_space import feature_schema_key
 from gfm.tokenization.quantized import QuantizedTokenizer, QuantizedTokenizerConfig
 from gfm.tokenization.quantized.evaluation import PROBE_TABLE_HEADER, graph_probe, node_probe
-from gfm.utils.config import load_yaml
+from gfm.utils.config import ConfigArgumentParser, ConfigError
+from gfm.utils.errors import run_main
 from gfm.utils.logging import setup_logging
 from gfm.utils.tables import format_markdown_table
 
@@ -92,32 +93,24 @@ def _load(name: str, data_dir: str | None, max_graphs: int, seed: int, cache_dir
     return dataset
 
 
+def parser() -> ConfigArgumentParser:
+    return ConfigArgumentParser((QuantizedTokenizerConfig, TrainQuantizerArguments), description=__doc__,
+                                config_help="YAML config (configs/tokenizers/quantized_*.yaml)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    cli = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_argument(
-        "--config", required=True, help="YAML with QuantizedTokenizerConfig + TrainQuantizerArguments"
-    )
-    cli.add_argument("--data-dir", default=None, help="overrides data_dir / GFM_DATA_DIR")
-    cli.add_argument("--output-dir", default=None, help="overrides output_dir")
-    options = cli.parse_args(argv)
-    parser = HfArgumentParser((QuantizedTokenizerConfig, TrainQuantizerArguments))
-    # YAML 1.2 scalars (gfm.utils.config.load_yaml): an unquoted `no` stays a word, 3e-4 is a number
-    config, args = parser.parse_dict(load_yaml(Path(options.config).read_text()) or {}, allow_extra_keys=False)
-    args.data_dir = options.data_dir or args.data_dir
-    args.output_dir = options.output_dir or args.output_dir
+    (config, args), _ = parser().parse_config(argv)
     setup_logging()
     started = time.perf_counter()
     timings: list[list[object]] = []
 
     output_dir = Path(args.output_dir)
     if (output_dir / "tokenizer_config.json").exists() and not args.overwrite_output_dir:
-        print(
-            f"{output_dir} already holds a tokenizer; set overwrite_output_dir: true or pick another output_dir"
+        raise ConfigError(
+            f"output_dir {output_dir} already holds a tokenizer; set overwrite_output_dir: true or pick another output_dir"
         )
-        return 2
     if args.unseen_dataset and args.unseen_dataset in args.datasets:
-        print(f"unseen_dataset {args.unseen_dataset!r} is in the training datasets; it must be left out")
-        return 2
+        raise ConfigError(f"unseen_dataset {args.unseen_dataset!r} is in the training datasets; it must be left out")
 
     stage = time.perf_counter()
     corpus = {
@@ -283,4 +276,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -18,7 +18,6 @@ Every option is a field of :class:`TokenizerRecipeArguments` (``--help`` lists t
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -29,7 +28,8 @@ import numpy as np
 from gfm.data.molecules import molecule_feature_values
 from gfm.tokenization.eulerian import EulerianTokenizer
 from gfm.training.corpus import build_tokenized_corpus, corpus_graphs
-from gfm.utils.config import load_yaml_dataclass
+from gfm.utils.config import ConfigArgumentParser, ConfigError
+from gfm.utils.errors import run_main
 from gfm.utils.logging import setup_logging
 from gfm.utils.seed import set_seed
 
@@ -90,12 +90,10 @@ def length_summary(lengths: np.ndarray) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    cli = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    cli.add_argument("--config", required=True, help="YAML file with TokenizerRecipeArguments fields")
-    options = cli.parse_args(argv)
-    args = load_yaml_dataclass(options.config, TokenizerRecipeArguments, error_class=SystemExit, what="a tokenizer config")
+    (args,), options = ConfigArgumentParser(TokenizerRecipeArguments, prog="python tokenizers/train_tokenizer.py",
+                                            description=__doc__).parse_config(argv)
     if not args.datasets:
-        raise SystemExit(f"{options.config}: `datasets` is empty; list gfm.data registry names to train on")
+        raise ConfigError(f"{options.config}: `datasets` is empty; list gfm.data registry names to train on")
     setup_logging()
     set_seed(args.seed)
 
@@ -155,4 +153,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -52,7 +52,7 @@ from gfm.evaluation.baselines import (
 from gfm.evaluation.controls import SVDProbe, label_propagation_link_scores, label_propagation_scores
 from gfm.evaluation.metrics import score_outputs
 from gfm.evaluation.reports import RunResult
-from gfm.utils.config import load_yaml_dataclass
+from gfm.utils.config import ConfigError, load_yaml_dataclass
 
 __all__ = ["FinetuneConfig", "FinetuneConfigError", "run_finetuning", "load_finetune_config", "METHOD_NAMES"]
 
@@ -61,8 +61,8 @@ logger = logging.getLogger(__name__)
 METHOD_NAMES = (*ADAPTATION_METHODS, "scratch", "gnn", "controls")
 
 
-class FinetuneConfigError(ValueError):
-    """A fine-tuning config key is unknown, missing or inconsistent."""
+#: a config key unknown, missing or inconsistent: gfm's one config error (the name is kept for importers)
+FinetuneConfigError = ConfigError
 
 
 def _help(text: str) -> dict[str, str]:
@@ -185,7 +185,7 @@ class FinetuneConfig:
 
 def load_finetune_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> FinetuneConfig:
     """Read a YAML config (unknown keys are an error naming the closest valid key)."""
-    return load_yaml_dataclass(path, FinetuneConfig, overrides, FinetuneConfigError, "a fine-tuning config")
+    return load_yaml_dataclass(path, FinetuneConfig, overrides)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from gfm.evaluation.zero_shot import (
 )
 from gfm.modeling import GFMModel
 from gfm.modeling.modeling_gfm import pool_per_node
-from gfm.utils.config import load_yaml_dataclass
+from gfm.utils.config import ConfigError, load_yaml_dataclass
 
 __all__ = ["GFMZeroShotMethod", "ZeroShotConfig", "ZeroShotConfigError", "load_zero_shot_config", "run_zero_shot"]
 
@@ -92,8 +92,8 @@ class GFMZeroShotMethod(NodeStateMethod):
         return states
 
 
-class ZeroShotConfigError(ValueError):
-    """A zero-shot config key is unknown or inconsistent."""
+#: a config key unknown, missing or inconsistent: gfm's one config error (the name is kept for importers)
+ZeroShotConfigError = ConfigError
 
 
 def _help(text: str) -> dict[str, str]:
@@ -153,7 +153,7 @@ class ZeroShotConfig:
 
 def load_zero_shot_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> ZeroShotConfig:
     """Read a YAML config (an unknown key is an error naming the closest valid key)."""
-    return load_yaml_dataclass(path, ZeroShotConfig, overrides, ZeroShotConfigError, "a zero-shot config")
+    return load_yaml_dataclass(path, ZeroShotConfig, overrides)
 
 
 def _gfm_factory(config: ZeroShotConfig, task):

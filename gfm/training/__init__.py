@@ -10,9 +10,8 @@ from .config import (
     ModelArguments,
     ObjectiveArguments,
     PretrainConfig,
-    TrainingArguments,
+    PretrainingArguments,
     load_config,
-    parse_overrides,
 )
 from .errors import (
     CheckpointConfigMismatchError,
@@ -50,8 +49,8 @@ __all__ = [
     "ObjectiveArguments",
     "PretrainConfig",
     "Pretrainer",
+    "PretrainingArguments",
     "PretrainingError",
-    "TrainingArguments",
     "UnknownConfigKeyError",
     "VocabularyMismatchError",
     "WorldSizeError",
@@ -61,7 +60,6 @@ __all__ = [
     "masked_token_batch",
     "next_token_batch",
     "next_token_labels",
-    "parse_overrides",
     "run_pretraining",
     "select_masked_units",
 ]

@@ -43,7 +43,7 @@ __all__ = [
     "find_latest_checkpoint",
     "verify_checkpoint",
     "read_trainer_state",
-    "save_checkpoint",
+    "save_training_state",
     "check_resume_identity",
     "rng_state_dict",
     "restore_rng_state",
@@ -170,14 +170,18 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------------
 # save / resume
 # ---------------------------------------------------------------------------------------------
-def save_checkpoint(
+def save_training_state(
     accelerator: Any,
     root: str | os.PathLike,
     step: int,
     trainer_state: Mapping[str, Any],
     keep_last: int,
 ) -> Path:
-    """Write a checkpoint of ``step`` atomically; keep the newest ``keep_last``. Call on every process.
+    """Write the training state of ``step`` (model, optimizer, scheduler, RNG, data position) atomically.
+
+    Keeps the newest ``keep_last`` such checkpoints; call on every process. (This is what a run
+    resumes from; the model + tokenizer a run exports are written by ``Pretrainer.export``, and
+    ``gfm.hub.save_checkpoint`` writes such an export with a model card.)
 
     Args:
         accelerator: the run's ``accelerate.Accelerator`` (model, optimizer, scheduler prepared).

@@ -1,12 +1,12 @@
 """Pretraining configuration: YAML files parsed into four dataclasses.
 
 A config file is one flat YAML mapping (the keys of :class:`ModelArguments`,
-:class:`DataArguments`, :class:`ObjectiveArguments` and :class:`TrainingArguments` together;
-comments group them in the shipped files). It is read with ``transformers.HfArgumentParser``
-(``parse_dict`` with ``allow_extra_keys=False``, the machinery behind ``parse_yaml_file``) after
-gfm's own check, which names an unknown key and its closest valid spelling before anything
-else happens. Every option is documented in its field's ``metadata["help"]``;
-``python pretrain/run_pretraining.py --help`` prints them all.
+:class:`DataArguments`, :class:`ObjectiveArguments` and :class:`PretrainingArguments` together;
+comments group them in the shipped files). It is read by gfm's one config path,
+:func:`gfm.utils.config.load_config_dataclasses` (YAML 1.2 scalars, an unknown key named with
+its source and closest valid spelling, every value type-checked naming its key). Every option
+is documented in its field's ``metadata["help"]``; ``python pretrain/run_pretraining.py --help``
+prints them all.
 
 Command-line overrides (``--key value``) are parsed as YAML scalars and merged over the file,
 so ``--max_steps 20`` or ``--mixture_weights '{molecules: 2.0, social: 1.0}'`` work.
@@ -20,25 +20,20 @@ import hashlib
 import json
 import math
 import os
-import types
-import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
-from gfm.utils.config import load_yaml
-
-from .errors import ConfigError, UnknownConfigKeyError
+from gfm.utils.config import COMMAND_LINE, ConfigError, check_fields, load_config_dataclasses
 
 __all__ = [
     "ModelArguments",
     "DataArguments",
     "ObjectiveArguments",
-    "TrainingArguments",
+    "PretrainingArguments",
     "PretrainConfig",
+    "ARGUMENT_CLASSES",
     "load_config",
-    "parse_overrides",
     "OBJECTIVE_NAMES",
     "MASK_SCHEDULES",
 ]
@@ -50,92 +45,19 @@ REPORT_CHOICES = ("csv", "tensorboard")
 
 
 class _Validated:
-    """Mixin: type-check and coerce every field after construction, naming the key on error.
+    """Mixin: type-check and convert every field after construction (naming the key), then cross-field checks.
 
-    ``HfArgumentParser.parse_dict`` passes YAML values to the dataclass untouched, so without
-    this ``learning_rate: 3e-4`` (a *string* for PyYAML) or ``max_steps: ten`` would only fail
-    deep inside training.
+    The loaders check values before construction too (naming the file or the command line);
+    this keeps an instance built directly in code, ``PretrainingArguments(max_steps="ten")``, as
+    strict.
     """
 
     def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), hints[f.name]))
-            choices = f.metadata.get("choices")
-            value = getattr(self, f.name)
-            values = value if isinstance(value, list) else [value]
-            if choices is not None:
-                for item in values:
-                    if item is not None and item not in choices:
-                        raise ConfigError(f"config key '{f.name}': {item!r} is not one of {list(choices)}")
+        check_fields(self)
         self.validate()
 
     def validate(self) -> None:
         """Cross-field checks (overridden by subclasses)."""
-
-
-def _coerce(name: str, value: Any, annotation: Any) -> Any:
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin in (Union, types.UnionType):
-        if value is None:
-            if type(None) in args:
-                return None
-            raise ConfigError(f"config key '{name}' must not be empty (null)")
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(name, value, arg)
-            except ConfigError as err:
-                errors.append(str(err))
-        raise ConfigError(errors[0])
-    if annotation is Any:
-        return value
-    if value is None:
-        raise ConfigError(f"config key '{name}' must not be empty (null)")
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"config key '{name}' must be true or false, got {value!r}")
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ConfigError(f"config key '{name}' must be an integer, got {value!r}")
-        try:
-            number = float(value)
-        except ValueError:
-            raise ConfigError(f"config key '{name}' must be an integer, got {value!r}") from None
-        if not number.is_integer():
-            raise ConfigError(f"config key '{name}' must be an integer, got {value!r}")
-        return int(number)
-    if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ConfigError(f"config key '{name}' must be a number, got {value!r}")
-        try:
-            number = float(value)  # accepts YAML strings such as "3e-4"
-        except ValueError:
-            raise ConfigError(f"config key '{name}' must be a number, got {value!r}") from None
-        if not math.isfinite(number):
-            raise ConfigError(f"config key '{name}' must be finite, got {value!r}")
-        return number
-    if annotation is str:
-        if isinstance(value, (str, os.PathLike)):
-            return str(value)
-        raise ConfigError(f"config key '{name}' must be a string, got {value!r}")
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key '{name}' must be a list, got {value!r}")
-        (item_type,) = args or (Any,)
-        return [_coerce(f"{name}[{i}]", item, item_type) for i, item in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"config key '{name}' must be a mapping, got {value!r}")
-        key_type, value_type = args or (Any, Any)
-        return {
-            _coerce(f"{name} key", k, key_type): _coerce(f"{name}[{k!r}]", v, value_type) for k, v in value.items()
-        }
-    return value
 
 
 @dataclass
@@ -297,7 +219,7 @@ class ObjectiveArguments(_Validated):
 
 
 @dataclass
-class TrainingArguments(_Validated):
+class PretrainingArguments(_Validated):
     """The loop: batch geometry, optimizer, schedule, precision, distribution, checkpoints, logging."""
 
     output_dir: str = field(
@@ -354,6 +276,13 @@ class TrainingArguments(_Validated):
     max_grad_norm: float = field(
         default=1.0, metadata={"help": "Clip the global gradient norm to this value (0 disables clipping)."}
     )
+    max_nonfinite_steps: int = field(
+        default=1,
+        metadata={"help": "Stop with TrainingDivergedError once this many optimizer steps in a row had a NaN or "
+                  "infinite loss (1: at the first one). No checkpoint is written while the loss is not finite, "
+                  "and non-finite weights are never exported. Raise it only for fp16 runs whose loss scaler "
+                  "skips overflowing steps, so the weights stay finite."},
+    )
     mixed_precision: str = field(
         default="no",
         metadata={"help": "no, bf16, fp16, or auto (bf16 on a GPU that supports it or on a CPU with native "
@@ -390,7 +319,8 @@ class TrainingArguments(_Validated):
     )
 
     def validate(self) -> None:
-        for key in ("world_size", "micro_batch_rows", "global_batch_rows", "max_steps", "save_total_limit"):
+        for key in ("world_size", "micro_batch_rows", "global_batch_rows", "max_steps", "save_total_limit",
+                    "max_nonfinite_steps"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"config key '{key}' must be at least 1, got {getattr(self, key)}")
         for key in ("logging_steps", "eval_steps", "save_steps", "warmup_steps"):
@@ -416,7 +346,10 @@ class TrainingArguments(_Validated):
         return self.warmup_steps if self.warmup_steps > 0 else math.ceil(self.warmup_ratio * self.max_steps)
 
 
-ARGUMENT_CLASSES = (ModelArguments, DataArguments, ObjectiveArguments, TrainingArguments)
+ARGUMENT_CLASSES = (ModelArguments, DataArguments, ObjectiveArguments, PretrainingArguments)
+
+#: how an unknown-key message points at the list of keys.
+HELP_HINT = "`python pretrain/run_pretraining.py --help` lists every key"
 
 #: keys that may change between a run and its resumption (paths, logging, cadence, reporting).
 RESUMABLE_KEYS = frozenset(
@@ -424,7 +357,7 @@ RESUMABLE_KEYS = frozenset(
         "output_dir", "overwrite_output_dir", "resume_from_checkpoint", "logging_steps", "eval_steps",
         "save_steps", "save_total_limit", "export_dir", "report_to", "plot", "progress_bar",
         "torch_num_threads", "tokenizer_name_or_path", "tokenized_corpus", "data_dir", "cache_dir",
-        "deepspeed_config", "model_name_or_path", "stop_after_steps",
+        "deepspeed_config", "model_name_or_path", "stop_after_steps", "max_nonfinite_steps",
     }
 )
 
@@ -436,7 +369,7 @@ class PretrainConfig:
     model: ModelArguments
     data: DataArguments
     objective: ObjectiveArguments
-    training: TrainingArguments
+    training: PretrainingArguments
     source: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -459,88 +392,16 @@ class PretrainConfig:
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def known_keys() -> dict[str, type]:
-    """Every valid config key and the dataclass that defines it."""
-    keys: dict[str, type] = {}
-    for cls in ARGUMENT_CLASSES:
-        for f in dataclasses.fields(cls):
-            keys[f.name] = cls
-    return keys
-
-
-def check_unknown_keys(values: Mapping[str, Any], source: str) -> None:
-    """Raise :class:`UnknownConfigKeyError` for the first key no dataclass defines, with its close match."""
-    known = known_keys()
-    for key in values:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise UnknownConfigKeyError(
-                f"{source}: unknown config key '{key}'{hint} "
-                f"(valid keys are listed by `python pretrain/run_pretraining.py --help`)"
-            )
-
-
-def parse_overrides(arguments: Sequence[str]) -> dict[str, Any]:
-    """Turn ``['--max_steps', '20', '--seed=3']`` into ``{'max_steps': 20, 'seed': 3}`` (YAML scalars)."""
-    overrides: dict[str, Any] = {}
-    index = 0
-    while index < len(arguments):
-        token = arguments[index]
-        if not token.startswith("--") or token == "--":
-            raise ConfigError(f"command line: expected --key value, got {token!r}")
-        key = token[2:]
-        if "=" in key:
-            key, raw = key.split("=", 1)
-            index += 1
-        else:
-            if index + 1 >= len(arguments):
-                raise ConfigError(f"command line: --{key} needs a value")
-            raw = arguments[index + 1]
-            index += 2
-        overrides[key.replace("-", "_")] = load_yaml(raw)
-    return overrides
-
-
 def load_config(path: str | os.PathLike | None, overrides: Mapping[str, Any] | None = None) -> PretrainConfig:
-    """Read a YAML config (plus overrides) into a :class:`PretrainConfig`.
+    """Read a YAML config (plus command-line overrides) into a :class:`PretrainConfig`.
+
+    The one config path of every recipe (:func:`gfm.utils.config.load_config_dataclasses`) over
+    the four argument groups.
 
     Raises:
-        UnknownConfigKeyError: a key no dataclass defines (named, with its close match).
-        ConfigError: a value of the wrong type or out of range (named).
+        UnknownConfigKeyError: a key no dataclass defines (named with its source and close match).
+        ConfigError: malformed YAML, a value of the wrong type or out of range (named).
     """
-    from transformers import HfArgumentParser
-
-    values: dict[str, Any] = {}
-    source = "command line"
-    if path is not None:
-        path = Path(path)
-        source = str(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist; shipped configs are in configs/pretrain/")
-        loaded = load_yaml(path.read_text(encoding="utf-8"))
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, Mapping):
-            raise ConfigError(f"{path}: a config file must be a YAML mapping of key: value, got {type(loaded).__name__}")
-        values.update(loaded)
-    check_unknown_keys(values, source)
-    if overrides:
-        check_unknown_keys(overrides, "command line")
-        values.update(overrides)
-    parser = HfArgumentParser(ARGUMENT_CLASSES)
-    model, data, objective, training = parser.parse_dict(values, allow_extra_keys=False)
+    model, data, objective, training = load_config_dataclasses(ARGUMENT_CLASSES, path, overrides, help_hint=HELP_HINT)
+    source = str(path) if path is not None else COMMAND_LINE
     return PretrainConfig(model=model, data=data, objective=objective, training=training, source=source)
-
-
-def argument_help() -> str:
-    """Every option with its type, default and help text (for ``--help``)."""
-    lines = []
-    for cls in ARGUMENT_CLASSES:
-        lines.append(f"\n{cls.__name__}: {cls.__doc__.strip().splitlines()[0]}")
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-            type_name = getattr(hints[f.name], "__name__", str(hints[f.name]).replace("typing.", ""))
-            lines.append(f"  {f.name} ({type_name}, default {default!r})\n      {f.metadata.get('help', '')}")
-    return "\n".join(lines)

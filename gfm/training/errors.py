@@ -1,9 +1,16 @@
 """Named errors of the pretraining stack; each is raised before any training step runs.
 
-Every message names the offending key / file / domain and says how to fix it.
+Every message names the offending key / file / domain and says how to fix it. Configuration
+errors are gfm's one :class:`~gfm.utils.config.ConfigError` (and its
+:class:`~gfm.utils.config.UnknownConfigKeyError`), re-exported here; a checkpoint whose files
+are damaged is gfm's one :class:`~gfm.hub.CorruptCheckpointError`, also re-exported.
 """
 
 from __future__ import annotations
+
+from gfm.hub import CorruptCheckpointError
+from gfm.utils.config import ConfigError, UnknownConfigKeyError
+from gfm.utils.errors import GFMError
 
 __all__ = [
     "PretrainingError",
@@ -19,16 +26,8 @@ __all__ = [
 ]
 
 
-class PretrainingError(ValueError):
-    """Base class of every error the pretraining stack raises about user input."""
-
-
-class ConfigError(PretrainingError):
-    """A configuration value is invalid (wrong type, out of range, inconsistent with another)."""
-
-
-class UnknownConfigKeyError(ConfigError):
-    """A configuration key that no config dataclass defines (the message names the close match)."""
+class PretrainingError(GFMError, ValueError):
+    """Base class of the errors the pretraining stack raises about its run inputs (corpus, tokenizer, checkpoints, processes)."""
 
 
 class MixtureWeightError(ConfigError):
@@ -44,16 +43,13 @@ class CorpusError(PretrainingError):
 
 
 class CheckpointError(PretrainingError):
-    """A checkpoint cannot be used."""
+    """A training checkpoint cannot be used (missing, or written by another configuration)."""
 
 
 class CheckpointConfigMismatchError(CheckpointError):
     """Resuming from a checkpoint written by a run with another configuration."""
 
 
-class CorruptCheckpointError(CheckpointError):
-    """A checkpoint directory is incomplete or its files do not match its manifest."""
-
-
 class WorldSizeError(PretrainingError):
     """The number of processes actually running differs from the one the config promised."""
+

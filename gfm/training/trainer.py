@@ -41,7 +41,7 @@ from .checkpointing import (
     find_latest_checkpoint,
     list_checkpoints,
     restore_rng_state,
-    save_checkpoint,
+    save_training_state,
     verify_checkpoint,
 )
 from .config import PretrainConfig
@@ -698,7 +698,7 @@ class Pretrainer:
             if training.eval_steps and step % training.eval_steps == 0 and step != training.max_steps:
                 log("eval", step, self.evaluate())
             if (training.save_steps and step % training.save_steps == 0) or step == last_step < training.max_steps:
-                save_checkpoint(
+                save_training_state(
                     accelerator, self.checkpoint_root, step,
                     {"next_epoch": epoch, "next_index": index + 1, "tokens_seen": tokens_seen,
                      "identity": self.run_identity(), "first_metrics": first_metrics},
