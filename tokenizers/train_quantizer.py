@@ -94,7 +94,8 @@ def _load(name: str, data_dir: str | None, max_graphs: int, seed: int, cache_dir
 
 
 def parser() -> ConfigArgumentParser:
-    return ConfigArgumentParser((QuantizedTokenizerConfig, TrainQuantizerArguments), description=__doc__,
+    return ConfigArgumentParser((QuantizedTokenizerConfig, TrainQuantizerArguments),
+                                prog="python tokenizers/train_quantizer.py", description=__doc__,
                                 config_help="YAML config (configs/tokenizers/quantized_*.yaml)")
 
 

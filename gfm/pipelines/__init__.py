@@ -6,11 +6,15 @@ Public names are imported lazily on first access (``from gfm.pipelines import ru
                  (every adaptation method beside scratch, GNN baselines and controls)
     zero_shot    ZeroShotConfig, ZeroShotConfigError, run_zero_shot, load_zero_shot_config,
                  GFMZeroShotMethod (the gfm model as a method of the zero-shot protocol)
+    tokenizer_training
+                 TokenizerTrainingArguments, train_tokenizer, format_tokenizer_report
+                 (an Eulerian tokenizer trained on registry datasets + the tokenized corpus cache)
     demo         ``python -m gfm.pipelines.demo`` / ``gfm demo``: the whole pipeline in minutes
 
-The recipes in ``finetune/`` are thin command lines over these functions. The pieces they
-orchestrate stay in their rooms: heads and adapters in :mod:`gfm.adapters`, the model-free
-zero-shot protocol, metrics, baselines and controls in :mod:`gfm.evaluation`.
+The recipes in ``finetune/`` and ``tokenizers/train_tokenizer.py`` are thin command lines over
+these functions. The pieces they orchestrate stay in their rooms: heads and adapters in
+:mod:`gfm.adapters`, the model-free zero-shot protocol, metrics, baselines and controls in
+:mod:`gfm.evaluation`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ _LAZY_EXPORTS: dict[str, str] = {
     )},
     **{name: "gfm.pipelines.zero_shot" for name in (
         "ZeroShotConfig", "ZeroShotConfigError", "run_zero_shot", "load_zero_shot_config", "GFMZeroShotMethod",
+    )},
+    **{name: "gfm.pipelines.tokenizer_training" for name in (
+        "TokenizerTrainingArguments", "train_tokenizer", "format_tokenizer_report",
     )},
 }
 
