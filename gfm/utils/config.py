@@ -256,12 +256,12 @@ def coerce_value(name: str, value: Any, annotation: Any, source: str | None = No
         raise fail("a string")
     if origin is list or annotation is list:
         if not isinstance(value, (list, tuple)):
-            raise fail("a list")
+            raise fail("a list (YAML: [a, b]; on the command line quote it: --key '[a, b]')")
         (item_type,) = args or (Any,)
         return [coerce_value(f"{name}[{i}]", item, item_type, source) for i, item in enumerate(value)]
     if origin is dict or annotation is dict:
         if not isinstance(value, Mapping):
-            raise fail("a mapping")
+            raise fail("a mapping (YAML: {a: 1, b: 2}; on the command line quote it: --key '{a: 1}')")
         key_type, value_type = args or (Any, Any)
         return {
             coerce_value(f"{name} key", k, key_type, source): coerce_value(f"{name}[{k!r}]", v, value_type, source)
