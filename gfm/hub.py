@@ -14,10 +14,8 @@ hand-written transfer code and no pickle on any load path (safetensors and JSON 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +43,7 @@ __all__ = [
     "ModelCardInfo",
     "resolve_checkpoint",
     "verify_safetensors",
+    "verify_weight_files",
     "check_tokenizer_matches",
     "save_checkpoint",
     "load_checkpoint",
@@ -137,30 +136,36 @@ def verify_safetensors(path: str | os.PathLike) -> dict[str, Any]:
     """Check a safetensors file is whole: header parses and every tensor's bytes are present.
 
     Returns the parsed header. Raises :class:`CorruptCheckpointError` naming the file, what is
-    wrong, and the fix.
+    wrong, and the fix (the checks are :func:`gfm.modeling.checkpoint_files.verify_safetensors_file`).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CorruptCheckpointError(f"{path}: weights file is missing; save the model again with save_pretrained")
-    size = path.stat().st_size
-    fix = "the file was cut short (interrupted copy or download?): copy or save the checkpoint again"
-    if size < 8:
-        raise CorruptCheckpointError(f"{path}: {size} bytes is too short for a safetensors file; {fix}")
-    with open(path, "rb") as handle:
-        (header_size,) = struct.unpack("<Q", handle.read(8))
-        if 8 + header_size > size:
-            raise CorruptCheckpointError(
-                f"{path}: header claims {header_size} bytes but the file has {size}; {fix}"
-            )
-        try:
-            header = json.loads(handle.read(header_size))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise CorruptCheckpointError(f"{path}: header is not valid JSON ({err}); {fix}") from err
-    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
-    expected = 8 + header_size + end
-    if size < expected:
-        raise CorruptCheckpointError(f"{path}: truncated: {size} bytes on disk, header needs {expected}; {fix}")
-    return header
+    from gfm.modeling.checkpoint_files import (
+        GFMCheckpointFileError,
+        GFMCorruptWeightsError,
+        verify_safetensors_file,
+    )
+
+    try:
+        return verify_safetensors_file(path)
+    except (GFMCorruptWeightsError, GFMCheckpointFileError) as err:
+        raise CorruptCheckpointError(str(err)) from err
+
+
+def verify_weight_files(directory: str | os.PathLike) -> None:
+    """Checks of a checkpoint folder before anything is loaded (see :mod:`gfm.modeling.checkpoint_files`).
+
+    ``config.json`` present, safetensors weights only (pickle files refused), every weights file
+    whole and equal to its SHA-256 in ``weights_manifest.json`` when the folder has one.
+
+    Raises:
+        GFMCheckpointFileError: ``config.json`` or the safetensors weights are missing.
+        CorruptCheckpointError: a weights file is cut short or differs from its manifest.
+    """
+    from gfm.modeling.checkpoint_files import GFMCorruptWeightsError, check_model_folder
+
+    try:
+        check_model_folder(directory)
+    except GFMCorruptWeightsError as err:
+        raise CorruptCheckpointError(str(err)) from err
 
 
 def check_tokenizer_matches(model_config: Any, tokenizer_dir: str | os.PathLike) -> dict[str, Any]:
@@ -350,12 +355,20 @@ def save_checkpoint(
     """Write model + tokenizer (+ model card) into ``directory`` atomically.
 
     The model config's ``tokenizer_class`` / ``tokenizer_hash`` are set from ``tokenizer``
-    before saving, so loaders can check the pair.
+    before saving, so loaders can check the pair; ``weights_manifest.json`` records the size and
+    SHA-256 of the weights, so loaders detect corrupted bytes.
+
+    Raises:
+        GFMNonFiniteWeightsError: the model holds NaN or infinite weights (nothing is written).
     """
+    from gfm.modeling.checkpoint_files import check_finite_weights, write_weights_manifest
+
+    check_finite_weights(model.state_dict().items(), f"{type(model).__name__} (not saved to {directory})")
     model.config.tokenizer_class = type(tokenizer).__name__
     model.config.tokenizer_hash = tokenizer.content_hash
     with atomic_directory(directory, overwrite=overwrite) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
+        write_weights_manifest(tmp)
         tokenizer.save_pretrained(tmp)
         if card_info is not None:
             model.config.num_parameters = sum(p.numel() for p in model.parameters())
@@ -379,6 +392,10 @@ def load_checkpoint(
 ) -> tuple[Any, GraphTokenizer]:
     """Load ``(model, tokenizer)`` from a directory or a hub id, checking they belong together.
 
+    Before anything is read: ``config.json`` present, safetensors weights only (pickle files are
+    refused), each weights file whole and equal to its SHA-256 in ``weights_manifest.json`` (when
+    the folder has one); after loading, every floating-point weight finite.
+
     Args:
         name_or_path: local checkpoint directory or ``"org/name"`` (resolved through the cache).
         model_class: a gfm model class or transformers Auto class (default ``AutoModel``).
@@ -387,17 +404,19 @@ def load_checkpoint(
     from transformers import AutoConfig, AutoModel
 
     import gfm.modeling  # noqa: F401  (registers the Auto classes)
+    from gfm.modeling.checkpoint_files import check_finite_weights
 
     directory = resolve_checkpoint(name_or_path, revision=revision, cache_dir=cache_dir)
+    verify_weight_files(directory)
     if not (directory / TOKENIZER_CONFIG_NAME).is_file():
         raise TokenizerMismatchError(
             f"{directory}: checkpoint has no {TOKENIZER_CONFIG_NAME}: a gfm model needs the tokenizer it was "
             "trained with beside it (save both with gfm.hub.save_checkpoint)"
         )
-    verify_safetensors(directory / WEIGHTS_NAME)
     config = AutoConfig.from_pretrained(directory)
     check_tokenizer_matches(config, directory)
     model = (model_class or AutoModel).from_pretrained(directory, **model_kwargs)
+    check_finite_weights(model.state_dict().items(), str(directory))  # also for a non-gfm model_class
     tokenizer = AutoGraphTokenizer.from_pretrained(directory)
     return model, tokenizer
 
@@ -435,7 +454,7 @@ def push_to_hub(
     import gfm.modeling  # noqa: F401  (registers the Auto classes)
 
     directory = Path(directory)
-    verify_safetensors(directory / WEIGHTS_NAME)
+    verify_weight_files(directory)
     check_tokenizer_matches(AutoConfig.from_pretrained(directory), directory)
     api = api or HfApi(token=token)
     api.create_repo(repo_id=repo_id, private=private, exist_ok=True, repo_type="model")

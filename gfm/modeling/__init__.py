@@ -29,6 +29,7 @@ from transformers import (
 )
 
 from .auto import AutoModelForEdgePrediction, AutoModelForNodeClassification
+from .checkpoint_files import GFMCheckpointFileError, GFMCorruptWeightsError, GFMNonFiniteWeightsError
 from .configuration_gfm import GFMConfig, GFMConfigError
 from .modeling_gfm import (
     GFMCheckpointMismatchError,
@@ -49,14 +50,17 @@ AutoModelForSequenceClassification.register(GFMConfig, GFMForGraphClassification
 __all__ = [
     "AutoModelForEdgePrediction",
     "AutoModelForNodeClassification",
+    "GFMCheckpointFileError",
     "GFMCheckpointMismatchError",
     "GFMConfig",
     "GFMConfigError",
+    "GFMCorruptWeightsError",
     "GFMForEdgePrediction",
     "GFMForGraphClassification",
     "GFMForNodeClassification",
     "GFMForPretraining",
     "GFMInputError",
     "GFMModel",
+    "GFMNonFiniteWeightsError",
     "GFMPreTrainedModel",
 ]

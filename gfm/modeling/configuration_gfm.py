@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from transformers import PretrainedConfig
 
 from gfm.utils.errors import GFMError
+
+from .checkpoint_files import CONFIG_NAME, GFMCheckpointFileError
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +158,25 @@ class GFMConfig(PretrainedConfig):
             **kwargs,
         )
         self.validate_gfm()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs: Any):
+        """``PretrainedConfig.from_pretrained`` that refuses a model folder without ``config.json``.
+
+        transformers silently returns a default config for such a folder (and ``AutoConfig`` a
+        misleading "no model_type" error); a default config would then meet weights of another size.
+
+        Raises:
+            GFMCheckpointFileError: ``pretrained_model_name_or_path`` is a directory without ``config.json``.
+        """
+        folder = Path(str(pretrained_model_name_or_path)) / kwargs.get("subfolder", "")
+        if folder.is_dir() and not (folder / CONFIG_NAME).is_file():
+            raise GFMCheckpointFileError(
+                f"{folder}: {CONFIG_NAME} is missing in this directory; a gfm model folder needs the {CONFIG_NAME} "
+                "written by save_pretrained beside its weights: copy it back from where the checkpoint came from, "
+                "or save the model again"
+            )
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     @property
     def head_dim(self) -> int:

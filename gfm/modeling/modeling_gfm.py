@@ -17,7 +17,9 @@ per pattern).
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +38,16 @@ from .attention import (
     select_backend,
 )
 from .attention.backends import AttentionBackend
+from .checkpoint_files import (
+    CONFIG_NAME,
+    WEIGHTS_MANIFEST_NAME,
+    GFMCheckpointFileError,
+    GFMCorruptWeightsError,
+    GFMNonFiniteWeightsError,
+    check_finite_weights,
+    check_model_folder,
+    verify_weights_manifest,
+)
 from .configuration_gfm import GFMConfig
 from .fused_ops import RMSNorm, apply_rotary, rotary_cos_sin
 
@@ -52,7 +64,10 @@ except ImportError:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "GFMCheckpointFileError",
     "GFMCheckpointMismatchError",
+    "GFMCorruptWeightsError",
+    "GFMNonFiniteWeightsError",
     "GFMInputError",
     "GFMModel",
     "GFMPreTrainedModel",
@@ -386,6 +401,25 @@ def task_loss(logits: torch.Tensor, labels: torch.Tensor, config: GFMConfig) -> 
 # ---------------------------------------------------------------------------------------------
 # Models
 # ---------------------------------------------------------------------------------------------
+def _config_summary(config: GFMConfig) -> str:
+    keys = ("num_hidden_layers", "hidden_size", "num_code_levels", "node_feature_dim", "use_ppr_gate")
+    return ", ".join(f"{k}={getattr(config, k)}" for k in keys if hasattr(config, k))
+
+
+def _hub_snapshot_folder(name: str | os.PathLike, kwargs: dict) -> Path | None:
+    """The hub-cache folder a hub id was loaded from (its manifest fetched too, when the repo has one)."""
+    from transformers.utils import cached_file
+
+    options = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "subfolder", "local_files_only", "proxies")
+               if k in kwargs}
+    lenient = {"_raise_exceptions_for_missing_entries": False, "_raise_exceptions_for_connection_errors": False}
+    config_file = cached_file(str(name), CONFIG_NAME, **options, **lenient)
+    if config_file is None:
+        return None
+    cached_file(str(name), WEIGHTS_MANIFEST_NAME, **options, **lenient)
+    return Path(config_file).parent
+
+
 class GFMPreTrainedModel(PreTrainedModel):
     """Weights initialization, loading and the attributes transformers / accelerate / DeepSpeed read."""
 
@@ -407,45 +441,102 @@ class GFMPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """``PreTrainedModel.from_pretrained`` that refuses a checkpoint not matching its config.
+        """``PreTrainedModel.from_pretrained`` that checks the folder first and the weights after.
+
+        Before loading (see :mod:`gfm.modeling.checkpoint_files`): ``config.json`` is present,
+        the weights are safetensors (pickle files such as ``pytorch_model.bin`` are refused,
+        never read), every safetensors file is whole and matches ``weights_manifest.json`` when
+        the folder has one. After loading: the weights fit the config in both directions and
+        every floating-point weight is finite. Hub ids are checked the same way once resolved
+        through the hub cache.
 
         Raises:
+            GFMCheckpointFileError: ``config.json`` or the safetensors weights are missing (pickle
+                weights are named and refused).
+            GFMCorruptWeightsError: a weights file is cut short or differs from its manifest;
+                :class:`GFMNonFiniteWeightsError` when weights hold NaN or infinite values.
             GFMCheckpointMismatchError: a backbone weight has another shape than the config
-                implies (e.g. ``num_edge_types``, ``hidden_size`` changed) or is missing from the
-                checkpoint. Task-head weights (``lm_head``, ``score``) may be missing: they are new
-                when a pretrained backbone is loaded into a task head.
+                implies (e.g. ``num_edge_types``, ``hidden_size`` changed), is missing from the
+                checkpoint, or is in the checkpoint but not in the model (e.g. ``num_hidden_layers``
+                lowered in ``config.json``). Task-head weights (``lm_head``, ``score``) may be
+                missing or left over: a pretrained backbone is loaded into a new task head, or a
+                task checkpoint into the bare backbone. ``ignore_mismatched_sizes=True`` accepts
+                all of these on purpose.
         """
         want_info = kwargs.pop("output_loading_info", False)
-        try:
-            model, info = super().from_pretrained(
-                pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
+        if kwargs.get("use_safetensors") is False:
+            raise GFMCheckpointFileError(
+                f"{pretrained_model_name_or_path}: use_safetensors=False is not supported; gfm models load "
+                "safetensors weights only (pickle-based files can run arbitrary code when read)"
             )
+        kwargs["use_safetensors"] = True
+        source = pretrained_model_name_or_path
+        from_files = source is not None and kwargs.get("state_dict") is None and not kwargs.get("gguf_file")
+        local = None
+        if from_files and os.path.isdir(source):
+            local = Path(source) / kwargs.get("subfolder", "")
+            config = kwargs.get("config")
+            # AutoModel passes the config it built; when config.json is missing that config is a default one
+            check_model_folder(local, need_config=config is None or bool(kwargs.get("_from_auto", False)))
+        model, info = cls._load_checked(source, model_args, kwargs)
+        if from_files and local is None:  # a hub id, now in the hub cache
+            snapshot = _hub_snapshot_folder(source, kwargs)
+            if snapshot is not None:
+                verify_weights_manifest(snapshot)
+        ignore = kwargs.get("ignore_mismatched_sizes", False)
+        missing = sorted(k for k in info["missing_keys"] if not k.startswith(_HEAD_PREFIXES))
+        if missing and not ignore:
+            raise GFMCheckpointMismatchError(
+                f"{source}: the checkpoint lacks backbone weights {missing[:6]}"
+                f"{' ...' if len(missing) > 6 else ''} that the config requires (e.g. num_hidden_layers, "
+                "num_code_levels, node_feature_dim or use_ppr_gate differ from the checkpoint's config.json)"
+            )
+        unexpected = sorted(k for k in info["unexpected_keys"] if not k.startswith(_HEAD_PREFIXES))
+        if unexpected and not ignore:
+            raise GFMCheckpointMismatchError(
+                f"{source}: the checkpoint holds backbone weights the model does not have: {unexpected[:6]}"
+                f"{f' and {len(unexpected) - 6} more' if len(unexpected) > 6 else ''}; loading would silently drop "
+                f"them. The config ({_config_summary(model.config)}) describes a smaller model than the weights "
+                "(was num_hidden_layers, num_code_levels, node_feature_dim or use_ppr_gate edited in config.json?); "
+                "restore the checkpoint's own config.json, or pass ignore_mismatched_sizes=True to drop them on purpose"
+            )
+        check_finite_weights(model.state_dict().items(), str(source))
+        return (model, info) if want_info else model
+
+    @classmethod
+    def _load_checked(cls, source, model_args, kwargs):
+        """``super().from_pretrained`` with loading info; shape mismatches and raw file errors as named errors."""
+        from safetensors import SafetensorError
+
+        try:
+            return super().from_pretrained(source, *model_args, output_loading_info=True, **kwargs)
+        except SafetensorError as err:
+            raise GFMCorruptWeightsError(
+                f"{source}: the safetensors weights cannot be read ({err}): the file is cut short or damaged; "
+                "copy or download the checkpoint again"
+            ) from err
         except RuntimeError as err:
             if "ignore_mismatched_sizes" not in str(err):
                 raise
             _, info = super().from_pretrained(
-                pretrained_model_name_or_path,
-                *model_args,
-                output_loading_info=True,
-                **{**kwargs, "ignore_mismatched_sizes": True},
+                source, *model_args, output_loading_info=True, **{**kwargs, "ignore_mismatched_sizes": True}
             )
             details = "; ".join(
                 f"{name}: checkpoint {list(saved)} vs model {list(wanted)}"
                 for name, saved, wanted in sorted(info["mismatched_keys"])[:6]
             )
             raise GFMCheckpointMismatchError(
-                f"{pretrained_model_name_or_path}: weights do not match the config ({details}); load the checkpoint "
+                f"{source}: weights do not match the config ({details}); load the checkpoint "
                 "with its own config.json (do not override hidden_size, num_edge_types, num_code_levels, ...) or "
                 "pass ignore_mismatched_sizes=True to re-initialize those weights on purpose"
             ) from err
-        missing = sorted(k for k in info["missing_keys"] if not k.startswith(_HEAD_PREFIXES))
-        if missing and not kwargs.get("ignore_mismatched_sizes", False):
-            raise GFMCheckpointMismatchError(
-                f"{pretrained_model_name_or_path}: the checkpoint lacks backbone weights {missing[:6]}"
-                f"{' ...' if len(missing) > 6 else ''} that the config requires (e.g. num_code_levels, "
-                "node_feature_dim or use_ppr_gate differ from the checkpoint's config.json)"
-            )
-        return (model, info) if want_info else model
+        except OSError as err:
+            if "safetensors" not in str(err) or isinstance(err, GFMCheckpointFileError):
+                raise
+            raise GFMCheckpointFileError(
+                f"{source}: no safetensors weights ({err}); gfm models load model.safetensors only and never read "
+                "pickle-based weights such as pytorch_model.bin"
+            ) from err
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
@@ -504,6 +595,16 @@ class GFMModel(GFMPreTrainedModel):
         if len(shape) != 2:
             raise GFMInputError(f"input_ids must be [B, T], got shape {tuple(input_ids.shape)}")
         B, T = shape
+        if B == 0 or T == 0:
+            raise GFMInputError(
+                f"the batch is empty: input_ids has shape {tuple(shape)} ({B} rows of {T} positions); a batch needs at "
+                "least one sample with one token (drop empty batches before calling the model)"
+            )
+        if input_ids is not None and (input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool):
+            raise GFMInputError(
+                f"input_ids has dtype {input_ids.dtype}; token ids must be an integer tensor (torch.long) as the "
+                "tokenizer returns them: do not convert the batch to float (use input_ids.long())"
+            )
         device = (input_ids if input_ids is not None else inputs_embeds).device
         if input_ids is not None and input_ids.numel():
             low, high = int(input_ids.min()), int(input_ids.max())
