@@ -12,7 +12,9 @@ A checkpoint is written into ``.tmp-step-N`` by every process, then the main pro
 ``trainer_state.json`` (with the size and SHA-256 of every file), fsyncs, and renames the
 directory to ``step-N``. A run killed at any moment therefore leaves either a complete
 ``step-N`` or a ``.tmp-*`` directory that :func:`find_latest_checkpoint` ignores; a ``step-N``
-whose files no longer match their manifest is reported and skipped.
+whose files no longer match their manifest is reported and skipped (and when *no* checkpoint
+verifies, the trainer stops instead of starting afresh). Rotation (``keep_last``) removes only
+checkpoints of the same run identity: never one it cannot read or one of another configuration.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ __all__ = [
     "checkpoint_name",
     "list_checkpoints",
     "find_latest_checkpoint",
+    "latest_verified_checkpoint",
+    "same_run",
     "verify_checkpoint",
     "read_trainer_state",
     "save_training_state",
@@ -122,14 +126,37 @@ def verify_checkpoint(checkpoint: str | os.PathLike) -> dict[str, Any]:
 
 def find_latest_checkpoint(root: str | os.PathLike) -> Path | None:
     """Newest checkpoint under ``root`` that verifies; broken ones are logged and skipped."""
+    return latest_verified_checkpoint(root)[0]
+
+
+def latest_verified_checkpoint(root: str | os.PathLike) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """Newest checkpoint under ``root`` that verifies, and every newer one that did not, with its reason.
+
+    Returns:
+        ``(checkpoint or None, [(checkpoint, why it failed), ...])``; with ``None`` and a non-empty
+        list, checkpoints exist but not one of them can be resumed.
+    """
+    failures: list[tuple[Path, str]] = []
     for checkpoint in reversed(list_checkpoints(root)):
         try:
             verify_checkpoint(checkpoint)
         except CorruptCheckpointError as err:
             logger.warning("skipping checkpoint that does not verify: %s", err)
+            failures.append((checkpoint, str(err)))
             continue
-        return checkpoint
-    return None
+        return checkpoint, failures
+    return None, failures
+
+
+def same_run(checkpoint: str | os.PathLike, identity: Mapping[str, Any] | None) -> bool:
+    """Whether ``checkpoint`` was written by a run with this identity (its state readable, identity equal)."""
+    try:
+        recorded = read_trainer_state(checkpoint).get("identity")
+    except CorruptCheckpointError:
+        return False
+    if recorded is None or identity is None:
+        return False
+    return json.dumps(recorded, sort_keys=True, default=str) == json.dumps(identity, sort_keys=True, default=str)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,7 +245,13 @@ def save_training_state(
         os.replace(temporary, final)
         fsync_directory(root)
         for old in list_checkpoints(root)[:-keep_last]:
-            shutil.rmtree(old, ignore_errors=True)
+            # Rotation only removes checkpoints of this run's trajectory: one it cannot read, or one
+            # written by a run with another configuration, may be all that is left of that run.
+            if same_run(old, state.get("identity")):
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                logger.warning("not rotating out %s: this run did not write it (unreadable state or another "
+                               "configuration); delete it yourself if it is not needed", old)
         logger.info("checkpoint written: %s", final)
     accelerator.wait_for_everyone()
     return final

@@ -23,6 +23,10 @@ __all__ = [
     "CorruptCheckpointError",
     "WorldSizeError",
     "CorpusError",
+    "TrainingDivergedError",
+    "OutputDirError",
+    "OutputDirInUseError",
+    "NoUsableCheckpointError",
 ]
 
 
@@ -53,3 +57,18 @@ class CheckpointConfigMismatchError(CheckpointError):
 class WorldSizeError(PretrainingError):
     """The number of processes actually running differs from the one the config promised."""
 
+
+class TrainingDivergedError(GFMError, RuntimeError):
+    """The loss (or the weights to export) stopped being finite; the message names the step and the last finite loss."""
+
+
+class OutputDirError(ConfigError):
+    """``output_dir`` (or ``export_dir``) is a file or cannot be written; found before anything is loaded."""
+
+
+class OutputDirInUseError(GFMError, FileExistsError):
+    """Another run holds ``output_dir``'s lock file (the message names its pid, host and start time)."""
+
+
+class NoUsableCheckpointError(CheckpointError):
+    """Resume was requested, checkpoints exist, and none of them verifies (each is listed with its reason)."""

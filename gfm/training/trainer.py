@@ -2,6 +2,9 @@
 
 Read :meth:`Pretrainer.run` top to bottom; it is the whole story:
 
+0. the run folder: ``output_dir`` / ``export_dir`` must be writable directories (checked before
+   anything is loaded), and the main process holds ``<output_dir>/run.lock`` for the whole run
+   (:mod:`gfm.training.run_lock`), so a second run in the same folder fails at once.
 1. ``setup``: the accelerator (DeepSpeed plugin if asked, gloo on CPU) and a check that the
    processes actually running are the ones the config promised; the tokenizer, the corpus
    and the model, each checked against the others; the optimizer and schedule; the resume
@@ -11,9 +14,12 @@ Read :meth:`Pretrainer.run` top to bottom; it is the whole story:
    global number of targets per objective (one all-reduce), so that each micro-batch's loss
    is scaled to make the step's gradient the gradient of the *global* token-mean loss,
    independent of how graphs were spread over processes and micro-batches.
+   A step whose loss is not finite stops the run (:class:`TrainingDivergedError`, after
+   ``max_nonfinite_steps`` such steps in a row) and is never checkpointed.
 3. periodic evaluation (per-domain loss on held-back graphs), metrics, atomic checkpoints.
-4. ``export``: consolidated ``save_pretrained`` weights (gathered from ZeRO-3 shards), the
-   tokenizer beside them, ``training_summary.json``, PNG curves.
+4. ``export``: consolidated ``save_pretrained`` weights (gathered from ZeRO-3 shards), checked
+   to be finite, with ``weights_manifest.json`` (SHA-256), the tokenizer beside them,
+   ``training_summary.json``, PNG curves.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from gfm.utils.seed import set_seed
 
 from .checkpointing import (
     check_resume_identity,
-    find_latest_checkpoint,
+    latest_verified_checkpoint,
     list_checkpoints,
     restore_rng_state,
     save_training_state,
@@ -49,6 +55,10 @@ from .data import BatchPlan, TokenizedCorpus, build_micro_batch, eval_micro_batc
 from .errors import (
     CheckpointError,
     ConfigError,
+    NoUsableCheckpointError,
+    OutputDirError,
+    OutputDirInUseError,
+    TrainingDivergedError,
     UnknownConfigKeyError,
     VocabularyMismatchError,
     WorldSizeError,
@@ -61,6 +71,7 @@ from .objectives import (
     sample_key,
     token_cross_entropy,
 )
+from .run_lock import RunLock
 from .tracking import MetricsWriter, plot_metrics
 
 __all__ = ["Pretrainer", "run_pretraining", "special_token_ids"]
@@ -354,9 +365,17 @@ class Pretrainer:
             self.accelerator.wait_for_everyone()
             return None
         if request == "latest":
-            checkpoint = find_latest_checkpoint(self.checkpoint_root)
+            checkpoint, failures = latest_verified_checkpoint(self.checkpoint_root)
+            if checkpoint is None and failures:
+                listing = "; ".join(f"{path.name}: {reason.removeprefix(f'{path}: ')}" for path, reason in failures)
+                raise NoUsableCheckpointError(
+                    f"resume_from_checkpoint=latest: {len(failures)} checkpoint(s) in {self.checkpoint_root} and none "
+                    f"verifies ({listing}). Nothing was deleted. Restore a checkpoint from a backup, resume from a "
+                    "directory with resume_from_checkpoint: <path>, or start over with overwrite_output_dir: true "
+                    "(deletes them) or in another output_dir"
+                )
             if checkpoint is None:
-                logger.info("resume_from_checkpoint=latest: no complete checkpoint in %s; starting fresh", self.checkpoint_root)
+                logger.info("resume_from_checkpoint=latest: no checkpoint in %s yet; starting fresh", self.checkpoint_root)
                 return None
         else:
             checkpoint = Path(request)
@@ -583,18 +602,82 @@ class Pretrainer:
         return accelerator.get_state_dict(self.model)
 
     def export(self, summary: Mapping[str, Any]) -> Path:
-        """``save_pretrained`` directory with the tokenizer beside it and ``training_summary.json``."""
+        """``save_pretrained`` directory with the tokenizer beside it and ``training_summary.json``.
+
+        The weights are checked first: non-finite weights are never exported
+        (:class:`TrainingDivergedError`, on every process). ``weights_manifest.json`` beside them
+        records their SHA-256, which every gfm loader verifies.
+        """
+        from gfm.modeling.checkpoint_files import (
+            GFMNonFiniteWeightsError,
+            check_finite_weights,
+            write_weights_manifest,
+        )
+
         export_dir = Path(self.config.training.export_dir or self.output_dir / "final")
         state_dict = self.consolidated_state_dict()
+        problem = None
+        if self.accelerator.is_main_process:
+            try:
+                check_finite_weights(state_dict.items(), "the trained model")
+            except GFMNonFiniteWeightsError as err:
+                problem = f"{err}. Nothing was exported to {export_dir}"
+        problem = self._agree(problem)
+        if problem is not None:
+            raise TrainingDivergedError(problem)
         if self.accelerator.is_main_process:
             unwrapped = self.accelerator.unwrap_model(self.model)
             with atomic_directory(export_dir, overwrite=True) as tmp:
                 unwrapped.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
+                write_weights_manifest(tmp)
                 self.tokenizer.save_pretrained(tmp)
                 atomic_write_json(tmp / "training_summary.json", summary)
             logger.info("exported model + tokenizer to %s", export_dir)
         self.accelerator.wait_for_everyone()
         return export_dir
+
+    # -----------------------------------------------------------------------------------------
+    # the run folder
+    # -----------------------------------------------------------------------------------------
+    def check_output_dirs(self) -> None:
+        """``output_dir`` (and ``export_dir``) must be directories this process can write, or creatable.
+
+        Runs before the accelerator, the tokenizer and the corpus, so a bad path costs nothing.
+
+        Raises:
+            OutputDirError: naming the key, the path and what is in the way.
+        """
+        training = self.config.training
+        for key, value in (("output_dir", training.output_dir), ("export_dir", training.export_dir)):
+            if value:
+                _check_writable_directory(Path(value), key)
+
+    def acquire_run_lock(self) -> RunLock | None:
+        """The main process takes ``<output_dir>/run.lock``; every process fails if it could not.
+
+        Raises:
+            OutputDirInUseError: another run holds the folder (its pid, host and start time named).
+        """
+        lock, problem = None, None
+        if self.accelerator.is_main_process:
+            try:
+                lock = RunLock(self.output_dir).acquire()
+            except OutputDirInUseError as err:
+                problem = str(err)
+        problem = self._agree(problem)
+        if problem is not None:
+            raise OutputDirInUseError(problem)
+        return lock
+
+    def _agree(self, problem: str | None) -> str | None:
+        """The main process's verdict on every process (a collective when several run)."""
+        if self.world_size > 1:
+            from accelerate.utils import broadcast_object_list
+
+            box = [problem]
+            broadcast_object_list(box, from_process=0)
+            problem = box[0]
+        return problem
 
     # -----------------------------------------------------------------------------------------
     # the run
@@ -605,15 +688,21 @@ class Pretrainer:
 
         started = time.perf_counter()
         self.resume_state: dict[str, Any] | None = None
+        self.check_output_dirs()  # before anything is loaded
         self.setup_accelerator()
         import torch.distributed as dist
 
+        lock = None
         try:
+            lock = self.acquire_run_lock()
             summary = self._run(started, tqdm)
         except BaseException:
             if dist.is_available() and dist.is_initialized():
                 dist.destroy_process_group()  # no barrier: another process may not get there
             raise
+        finally:
+            if lock is not None:
+                lock.release()
         if dist.is_available() and dist.is_initialized():
             dist.barrier()  # gloo aborts at exit 10-35% of the time without an orderly shutdown
             dist.destroy_process_group()
@@ -665,10 +754,26 @@ class Pretrainer:
         positions = self.plan.positions(epoch, index)
         last_step = min(training.max_steps, training.stop_after_steps or training.max_steps)
         saved_at = None
+        last_finite: tuple[int, float] | None = None  # (step, loss) of the newest finite step
+        nonfinite_streak = 0
         while step < last_step:
             epoch, index = next(positions)
             result = self.train_step(epoch, index)
             step += 1
+            # the step loss is reduced over every process, so every process takes the same branch
+            if math.isfinite(result["loss"]):
+                last_finite, nonfinite_streak = (step, result["loss"]), 0
+            else:
+                nonfinite_streak += 1
+                if nonfinite_streak >= training.max_nonfinite_steps:
+                    if writer is not None:
+                        writer.write(step, "train", {"loss": result["loss"]})
+                        writer.close()
+                    raise TrainingDivergedError(self._divergence_message(
+                        f"the loss is {result['loss']} at step {step} ({nonfinite_streak} step(s) in a row, "
+                        f"max_nonfinite_steps={training.max_nonfinite_steps})", last_finite, saved_at))
+                logger.warning("step %d: loss is %s (%d of max_nonfinite_steps=%d in a row)", step, result["loss"],
+                               nonfinite_streak, training.max_nonfinite_steps)
             tokens_seen += result["tokens"]
             window["stats"] += result["stats"]
             window["level_stats"] += result["level_stats"]
@@ -697,7 +802,12 @@ class Pretrainer:
             paused = time.perf_counter()  # evaluation and checkpoints do not count against tokens/s
             if training.eval_steps and step % training.eval_steps == 0 and step != training.max_steps:
                 log("eval", step, self.evaluate())
-            if (training.save_steps and step % training.save_steps == 0) or step == last_step < training.max_steps:
+            due = (training.save_steps and step % training.save_steps == 0) or step == last_step < training.max_steps
+            if due and nonfinite_streak:
+                logger.warning("step %d: no checkpoint while the loss is not finite (it would hold diverged weights and "
+                               "rotate out good ones)", step)
+            elif due:
+                self._check_weights_finite(step, last_finite, saved_at)
                 save_training_state(
                     accelerator, self.checkpoint_root, step,
                     {"next_epoch": epoch, "next_index": index + 1, "tokens_seen": tokens_seen,
@@ -725,6 +835,35 @@ class Pretrainer:
             logger.info("done: %d steps, %d tokens, %.0f s; held-back loss fell in %d of %d (objective, domain) pairs",
                         step, tokens_seen, summary["wall_seconds"], sum(falling), len(falling))
         return summary
+
+    def _check_weights_finite(self, step: int, last_finite: tuple[int, float] | None, saved_at: int | None) -> None:
+        """Before a checkpoint: every process checks its (ZeRO: local shard of the) weights; any NaN/inf stops the run.
+
+        A step's loss is computed before its update, so the update of the last finite step can
+        still leave non-finite weights; such a checkpoint must never be written (it would also
+        rotate out the good ones).
+        """
+        model = self.accelerator.unwrap_model(self.model)
+        bad = [name for name, parameter in model.named_parameters()
+               if not bool(torch.isfinite(getattr(parameter, "ds_tensor", parameter).detach()).all())]
+        count = torch.tensor([float(len(bad))], dtype=torch.float64, device=self.accelerator.device)
+        if float(self.accelerator.reduce(count, reduction="sum")) > 0:
+            named = f" ({', '.join(bad[:4])}{' ...' if len(bad) > 4 else ''})" if bad else ""
+            raise TrainingDivergedError(self._divergence_message(
+                f"the weights hold NaN or infinite values after the update of step {step}{named}; no checkpoint "
+                "was written for it", last_finite, saved_at))
+
+    def _divergence_message(self, what: str, last_finite: tuple[int, float] | None, saved_at: int | None) -> str:
+        training = self.config.training
+        before = (f"the last finite loss was {last_finite[1]:.6g} at step {last_finite[0]}" if last_finite
+                  else "no step since the run started (or resumed) had a finite loss")
+        checkpoint = (f"the newest checkpoint is of step {saved_at}" if saved_at is not None
+                      else "this run wrote no checkpoint")
+        return (
+            f"training diverged: {what}; {before}. Nothing was exported and {checkpoint}. Lower learning_rate "
+            f"(now {training.learning_rate:g}), enable gradient clipping (max_grad_norm, now {training.max_grad_norm:g}) "
+            "or add warmup_steps, then start again or resume from an earlier checkpoint"
+        )
 
     def _new_window(self) -> dict[str, Any]:
         num_objectives = len(self.config.objective.objectives)
@@ -766,6 +905,33 @@ class Pretrainer:
         }
 
 
+def _check_writable_directory(path: Path, key: str) -> None:
+    """Raise :class:`OutputDirError` unless ``path`` is (or can be created as) a directory we can write in."""
+    import tempfile
+
+    if path.exists() and not path.is_dir():
+        raise OutputDirError(
+            f"{key}={path} is a file, not a directory; the run writes its checkpoints, metrics and model there. "
+            f"Choose another {key} or move the file away"
+        )
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputDirError(
+            f"{key}={path} cannot be created: {existing} is a file, not a directory. Choose another {key}"
+        )
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        where = "" if existing == path else f" (it does not exist yet, and {existing} is where it would be created)"
+        raise OutputDirError(
+            f"{key}={path} is not writable{where}: {err.strerror or err}. Choose a folder you can write to or fix "
+            "its permissions"
+        ) from err
+
+
 def build_model(config: PretrainConfig, tokenizer: Any, corpus_settings: Mapping[str, Any] | None = None) -> torch.nn.Module:
     """The default model factory: ``AutoModelForPreTraining`` of ``model_type`` sized by ``model_config``.
 
@@ -786,6 +952,11 @@ def build_model(config: PretrainConfig, tokenizer: Any, corpus_settings: Mapping
     if model_args.model_name_or_path:
         if model_args.model_config:
             raise ConfigError("set model_name_or_path or model_config, not both")
+        if Path(model_args.model_name_or_path).is_dir():
+            from gfm.hub import verify_weight_files
+
+            # config.json present, safetensors only, weights whole and matching their manifest
+            verify_weight_files(model_args.model_name_or_path)
         return AutoModelForPreTraining.from_pretrained(model_args.model_name_or_path)
     try:
         config_class = AutoConfig.for_model(model_args.model_type).__class__
