@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch_geometric.data import Data
+from torch_geometric.utils import to_undirected
 
 from .dataset import DataFormatError, GraphDataset, TaskSpec
 from .registry import DatasetSource, register
@@ -70,9 +71,7 @@ def load_heterophilous_npz(path: str | Path, dataset_name: str | None = None, do
     directed = stem.endswith("_directed")
     edge_index = torch.from_numpy(edges.T.copy())
     if not directed:
-        both = torch.cat([edge_index, edge_index.flip(0)], dim=1)
-        keys = torch.unique(both[0] * num_nodes + both[1])
-        edge_index = torch.stack([keys // num_nodes, keys % num_nodes])
+        edge_index = to_undirected(edge_index, num_nodes=num_nodes)
     base = _base(stem)
     default_domain, what = HETEROPHILOUS_DOMAINS.get(base, ("other", "the label of each node"))
     domain = domain or default_domain

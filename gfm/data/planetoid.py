@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch_geometric.data import Data
+from torch_geometric.utils import to_undirected
 
 from ._legacy_pickle import load_legacy_pickle
 from .dataset import DataFormatError, GraphDataset, TaskSpec
@@ -101,8 +102,7 @@ def load_planetoid_raw(folder: str | Path, raw_name: str, dataset_name: str | No
     dst = np.fromiter((v for vs in graph.values() for v in vs), dtype=np.int64)
     raw_entries = src.size
     duplicates = raw_entries - np.unique(src * num_nodes + dst).size
-    keys = np.unique(np.concatenate([src * num_nodes + dst, dst * num_nodes + src]))
-    edge_index = torch.from_numpy(np.stack([keys // num_nodes, keys % num_nodes]))
+    edge_index = to_undirected(torch.from_numpy(np.stack([src, dst])), num_nodes=num_nodes)
     self_loops = int((edge_index[0] == edge_index[1]).sum())
 
     data = Data(
