@@ -240,10 +240,12 @@ def test_split_with_no_positives_is_named():
 
 
 def test_selection_never_prefers_an_undefined_validation_score():
-    from gfm.adapters.training import _improves
+    from gfm.evaluation.metrics import get_metric
 
     nan = float("nan")
-    assert _improves(0.5, None, higher_is_better=True)
-    assert _improves(0.1, nan, higher_is_better=True)  # a number replaces an undefined best
-    assert not _improves(nan, 0.3, higher_is_better=True)
-    assert _improves(0.2, 0.3, higher_is_better=False) and not _improves(0.4, 0.3, higher_is_better=False)
+    accuracy, mae = get_metric("accuracy"), get_metric("mae")
+    assert accuracy.improves(0.5, None)
+    assert accuracy.improves(0.1, nan)  # a number replaces an undefined best
+    assert not accuracy.improves(nan, 0.3)
+    assert not accuracy.improves(0.3, 0.3)  # a tie keeps the earlier selection
+    assert mae.improves(0.2, 0.3) and not mae.improves(0.4, 0.3)

@@ -14,28 +14,39 @@ from gfm.data.link_splits import holdout_link_split
 from gfm.data.registry import load
 from gfm.evaluation.baselines import (
     BaselineConfig,
+    BaselineError,
     NodeInputEncoder,
-    masked_task_loss,
     train_gcn_link_predictor,
     train_gcn_node_classifier,
     train_gin_graph_model,
 )
+from gfm.modeling.modeling_gfm import GFMInputError, masked_loss
 
 
 def test_masked_losses_match_a_loop():
+    """The one masked task loss (gfm heads and the GIN baseline) against a loop over observed labels."""
     generator = torch.Generator().manual_seed(0)
     outputs = torch.randn(6, 3, generator=generator)
     targets = torch.tensor([[1.0, 0.0, float("nan")], [0.0, float("nan"), 1.0], [1.0, 1.0, 0.0],
                             [float("nan")] * 3, [0.0, 0.0, 0.0], [1.0, float("nan"), float("nan")]])
     terms = [F.binary_cross_entropy_with_logits(outputs[i, j], targets[i, j])
              for i in range(6) for j in range(3) if not math.isnan(targets[i, j])]
-    assert masked_task_loss(outputs, targets, "multilabel") == pytest.approx(float(sum(terms) / len(terms)), rel=1e-6)
+    assert masked_loss(outputs, targets, "multi_label_classification") == pytest.approx(float(sum(terms) / len(terms)), rel=1e-6)
     squared = [(outputs[i, j] - targets[i, j]) ** 2 for i in range(6) for j in range(3) if not math.isnan(targets[i, j])]
-    assert masked_task_loss(outputs, targets, "regression") == pytest.approx(float(sum(squared) / len(squared)), rel=1e-6)
+    assert masked_loss(outputs, targets, "regression") == pytest.approx(float(sum(squared) / len(squared)), rel=1e-6)
     classes = torch.tensor([0, -1, 2, 1, -1, 0])
     keep = classes >= 0
-    assert masked_task_loss(outputs, classes, "classification") == pytest.approx(
+    assert masked_loss(outputs, classes, "single_label_classification") == pytest.approx(
         float(F.cross_entropy(outputs[keep], classes[keep])))
+    # every label missing: a zero loss that still reaches the logits
+    logits = outputs.clone().requires_grad_()
+    empty = masked_loss(logits, torch.full((6, 3), float("nan")), "regression")
+    empty.backward()
+    assert float(empty) == 0.0 and logits.grad is not None
+    with pytest.raises(GFMInputError, match=r"unknown problem_type 'link'; expected one of"):
+        masked_loss(outputs, targets, "link")
+    with pytest.raises(GFMInputError, match=r"labels hold class 3 but config.num_labels=3"):
+        masked_loss(outputs, torch.tensor([0, 1, 2, 3, 0, 1]), "single_label_classification")
 
 
 def test_input_encoder_covers_every_feature_layout():
@@ -70,6 +81,12 @@ def test_gcn_node_baseline_selects_on_validation():
     assert result.train_losses[-1] < result.train_losses[0]
     again = train_gcn_node_classifier(karate, BaselineConfig(epochs=30, hidden_channels=16), seed=0)
     assert again.train_losses == result.train_losses  # deterministic when seeded
+
+
+def test_baseline_without_a_validation_score_names_eval_every():
+    karate = load("packaged/karate")
+    with pytest.raises(BaselineError, match=r"no validation score was taken.*set eval_every <= epochs"):
+        train_gcn_node_classifier(karate, BaselineConfig(epochs=2, eval_every=5, hidden_channels=8), seed=0)
 
 
 def _ring_dataset() -> GraphDataset:

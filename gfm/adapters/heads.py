@@ -34,6 +34,7 @@ from gfm.modeling import (
     GFMForNodeClassification,
     GFMModel,
 )
+from gfm.modeling.modeling_gfm import PROBLEM_TYPE_OF_KIND
 from gfm.utils.errors import GFMError
 
 __all__ = [
@@ -70,12 +71,9 @@ def head_spec_for_task(task) -> HeadSpec:
     if task.level not in _HEADS:
         raise TaskHeadMismatchError(f"task level {task.level!r} has no gfm head; expected one of {sorted(_HEADS)}")
     model_class = _HEADS[task.level]
-    if task.kind == "classification":
-        return HeadSpec(model_class, "single_label_classification", int(task.num_classes))
-    if task.kind == "multilabel":
-        return HeadSpec(model_class, "multi_label_classification", int(task.num_targets))
-    if task.kind == "regression":
-        return HeadSpec(model_class, "regression", int(task.num_targets))
+    if task.kind in PROBLEM_TYPE_OF_KIND:
+        num_labels = task.num_classes if task.kind == "classification" else task.num_targets
+        return HeadSpec(model_class, PROBLEM_TYPE_OF_KIND[task.kind], int(num_labels))
     if task.kind == "link":
         if task.level != "edge":
             raise TaskHeadMismatchError(f"link tasks are edge-level; got level {task.level!r}")

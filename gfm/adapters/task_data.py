@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch_geometric.data import Data
 
+from gfm.data.dataset import graph_targets
 from gfm.data.link_splits import LinkSplit
 from gfm.evaluation.metrics import MetricInfo, get_metric
 from gfm.tokenization.tokenized_graph import TokenizedGraph
@@ -78,12 +79,6 @@ def _cap(index: torch.Tensor, limit: int | None, generator: torch.Generator) -> 
     if limit is None or index.numel() <= limit:
         return index
     return index[torch.randperm(index.numel(), generator=generator)[:limit]].sort().values
-
-
-def _graph_targets(graphs: list[Data], kind: str) -> torch.Tensor:
-    if kind == "classification":
-        return torch.cat([g.y.view(-1)[:1] for g in graphs]).long()
-    return torch.cat([g.y.view(1, -1) for g in graphs]).float()
 
 
 def build_task_items(
@@ -150,7 +145,7 @@ def build_task_items(
                     graphs = [g for g, keep in zip(graphs, fits.tolist()) if keep]
                     encoded = [e for e, keep in zip(encoded, fits.tolist()) if keep]
             samples[split] = encoded
-            targets[split] = _graph_targets(graphs, task.kind)
+            targets[split] = graph_targets(graphs, task.kind)
             ids[split] = index
     elif task.level == "node":
         data: Data = dataset.graphs[0]

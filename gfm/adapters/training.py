@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from transformers import get_linear_schedule_with_warmup
+from transformers import get_linear_schedule_with_warmup, set_seed
 
 from gfm.evaluation.metrics import score_outputs
-from gfm.utils.seed import set_seed
 
 from .encoding import TaskSampleEncoder
 from .heads import check_labels_for_head
@@ -99,15 +98,6 @@ def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
 
 
-def _improves(valid: float, best: float | None, higher_is_better: bool) -> bool:
-    """Whether ``valid`` beats ``best`` (an undefined NaN validation score never beats a number)."""
-    if best is None or math.isnan(best):
-        return True
-    if math.isnan(valid):
-        return False
-    return valid > best if higher_is_better else valid < best
-
-
 def train_task_model(
     model: nn.Module,
     encoder: TaskSampleEncoder,
@@ -134,7 +124,6 @@ def train_task_model(
         total_steps = min(total_steps, config.max_steps)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     eval_every = config.eval_every_steps or steps_per_epoch
-    higher = items.metric.higher_is_better
     outcome = TrainingOutcome()
     best_state = None
     started = time.perf_counter()
@@ -158,7 +147,7 @@ def train_task_model(
                 valid = evaluate_split(model, encoder, items, "valid", config.eval_batch_size)
                 outcome.valid_curve.append(valid)
                 outcome.valid_steps.append(step)
-                if _improves(valid, outcome.best_valid, higher):
+                if items.metric.improves(valid, outcome.best_valid):
                     outcome.best_valid, outcome.best_step = valid, step
                     best_state = _trainable_state(model)
                 logger.info("%s step %d: loss %.4f, valid %s %.4f", items.name, step, outcome.train_losses[-1], items.metric.name, valid)

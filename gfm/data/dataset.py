@@ -29,6 +29,7 @@ __all__ = [
     "validate_graphs",
     "validate_dataset",
     "graph_label",
+    "graph_targets",
     "NODE_MASK_KEYS",
 ]
 
@@ -209,6 +210,22 @@ def graph_label(dataset_name: str, index: int, data: Data | None = None) -> str:
     if isinstance(name, str) and name:
         label += f" ({name!r})"
     return label
+
+
+def graph_targets(graphs: Sequence[Data], kind: str) -> torch.Tensor:
+    """The targets of graph-level items stacked in order: what every graph task trains and scores on.
+
+    Args:
+        graphs: ``N`` graphs, each with ``y`` as the contract gives it (int64 ``[1]`` for
+            classification, float ``[1, T]`` otherwise).
+        kind: ``TaskSpec.kind`` (``"classification"``, ``"multilabel"`` or ``"regression"``).
+
+    Returns:
+        int64 ``[N]`` class ids (classification) or float32 ``[N, T]`` (NaN = missing label).
+    """
+    if kind == "classification":
+        return torch.cat([g.y.view(-1)[:1] for g in graphs]).long()
+    return torch.cat([g.y.view(1, -1) for g in graphs]).float()
 
 
 # ------------------------------------------------------------------------------------------

@@ -25,19 +25,20 @@ from torch import nn
 from torch_geometric.data import Batch, Data
 from torch_geometric.nn import global_add_pool
 from torch_geometric.nn.models import GCN, GIN
+from transformers import set_seed
 
+from gfm.data.dataset import graph_targets
 from gfm.data.link_splits import LinkSplit
+from gfm.modeling.modeling_gfm import PROBLEM_TYPE_OF_KIND, masked_loss
 from gfm.utils.errors import GFMError
-from gfm.utils.seed import set_seed
 
-from .metrics import get_metric, score_outputs
+from .metrics import MetricInfo, get_metric, score_outputs
 from .reports import RunResult
 
 __all__ = [
     "BaselineConfig",
     "BaselineError",
     "NodeInputEncoder",
-    "masked_task_loss",
     "train_gcn_node_classifier",
     "train_gin_graph_model",
     "train_gcn_link_predictor",
@@ -166,31 +167,6 @@ class NodeInputEncoder(nn.Module):
         return out
 
 
-def masked_task_loss(outputs: torch.Tensor, targets: torch.Tensor, kind: str) -> torch.Tensor:
-    """Loss for a task kind with missing labels masked out.
-
-    Args:
-        outputs: ``[N, C]`` logits (classification), ``[N, T]`` logits (multilabel) or
-            predictions (regression).
-        targets: int ``[N]`` (-1 = missing) or float ``[N, T]`` (NaN = missing).
-        kind: ``TaskSpec.kind``.
-    """
-    if kind == "classification":
-        keep = targets >= 0
-        if not bool(keep.any()):
-            return outputs.sum() * 0.0
-        return F.cross_entropy(outputs[keep], targets[keep])
-    targets = targets.view(outputs.shape)
-    observed = ~torch.isnan(targets)
-    if not bool(observed.any()):
-        return outputs.sum() * 0.0
-    if kind == "multilabel":
-        return F.binary_cross_entropy_with_logits(outputs[observed], targets[observed])
-    if kind == "regression":
-        return F.mse_loss(outputs[observed], targets[observed])
-    raise BaselineError(f"masked_task_loss: task kind {kind!r} has no loss here (link tasks use their own)")
-
-
 def message_passing_adjacency(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
     """Transposed adjacency ``adj_t`` (sparse CSR ``[N, N]``, ``adj_t[i, j] = 1`` for an edge j -> i).
 
@@ -208,8 +184,30 @@ def _output_width(task) -> int:
     return task.num_classes if task.kind == "classification" else task.num_targets
 
 
-def _is_better(new: float, best: float | None, higher_is_better: bool) -> bool:
-    return best is None or (new > best if higher_is_better else new < best)
+class _Selection:
+    """Validation scores of one run and a copy of the model at the best of them (``metric.improves``)."""
+
+    def __init__(self, metric: MetricInfo) -> None:
+        self.metric = metric
+        self.curve: list[float] = []
+        self.best_valid: float | None = None
+        self.best_epoch: int | None = None
+        self._state: dict[str, torch.Tensor] | None = None
+
+    def update(self, model: nn.Module, valid: float, epoch: int) -> None:
+        self.curve.append(valid)
+        if self.metric.improves(valid, self.best_valid):
+            self.best_valid, self.best_epoch = valid, epoch
+            self._state = copy.deepcopy(model.state_dict())
+
+    def restore(self, model: nn.Module) -> None:
+        """Load the selected weights into ``model`` (eval mode)."""
+        if self._state is None:
+            raise BaselineError(
+                "no validation score was taken, so no model was selected; set eval_every <= epochs"
+            )
+        model.load_state_dict(self._state)
+        model.eval()
 
 
 def _count(module: nn.Module) -> int:
@@ -271,8 +269,8 @@ def train_gcn_node_classifier(
         edge_index = to_undirected(edge_index, num_nodes=int(data.num_nodes))
     edge_index = message_passing_adjacency(edge_index, int(data.num_nodes))
     y = data.y
-    losses, curve = [], []
-    best_valid, best_state, best_epoch = None, None, None
+    losses = []
+    selection = _Selection(metric)
     started = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -286,19 +284,15 @@ def train_gcn_node_classifier(
             model.eval()
             with torch.no_grad():
                 logits = model(data, edge_index)
-            valid = score_outputs(metric, task.kind, y[masks["valid"]], logits[masks["valid"]])
-            curve.append(valid)
-            if _is_better(valid, best_valid, metric.higher_is_better):
-                best_valid, best_epoch = valid, epoch
-                best_state = copy.deepcopy(model.state_dict())
-    model.load_state_dict(best_state)
-    model.eval()
+            selection.update(model, score_outputs(metric, task.kind, y[masks["valid"]], logits[masks["valid"]]), epoch)
+    selection.restore(model)
     with torch.no_grad():
         logits = model(data, edge_index)
     test = score_outputs(metric, task.kind, y[masks["test"]], logits[masks["test"]])
     return RunResult(
-        method="gcn", task=name or dataset.name, metric=metric.name, seed=seed, test=test, valid=best_valid,
-        role="baseline", train_losses=losses, valid_curve=curve, selected_step=best_epoch,
+        method="gcn", task=name or dataset.name, metric=metric.name, seed=seed, test=test,
+        valid=selection.best_valid, role="baseline", train_losses=losses, valid_curve=selection.curve,
+        selected_step=selection.best_epoch,
         trainable_parameters=_count(model), total_parameters=_count(model),
         extra={"seconds": time.perf_counter() - started, "split_index": split_index},
     )
@@ -329,13 +323,6 @@ def _strip_for_batching(graph: Data) -> Data:
         if isinstance(value, torch.Tensor):
             keep[key] = value
     return keep
-
-
-def graph_targets(graphs: list[Data], kind: str) -> torch.Tensor:
-    """Stack graph targets: int ``[N]`` (classification) or float ``[N, T]``."""
-    if kind == "classification":
-        return torch.cat([g.y.view(-1)[:1] for g in graphs]).long()
-    return torch.cat([g.y.view(1, -1) for g in graphs]).float()
 
 
 def _predict_graphs(model: _GraphGIN, graphs: list[Data], batch_size: int) -> torch.Tensor:
@@ -371,8 +358,8 @@ def train_gin_graph_model(dataset, config: BaselineConfig, seed: int, name: str 
     encoder = NodeInputEncoder.from_graphs(dataset.graphs, config.hidden_channels)
     model = _GraphGIN(encoder, config, _output_width(task))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    losses, curve = [], []
-    best_valid, best_state, best_epoch = None, None, None
+    losses = []
+    selection = _Selection(metric)
     started = time.perf_counter()
 
     def unscale(outputs: torch.Tensor) -> torch.Tensor:
@@ -389,21 +376,19 @@ def train_gin_graph_model(dataset, config: BaselineConfig, seed: int, name: str 
             if mean is not None:
                 batch_targets = (batch_targets - mean) / std
             optimizer.zero_grad()
-            loss = masked_task_loss(model(batch), batch_targets, task.kind)
+            loss = masked_loss(model(batch), batch_targets, PROBLEM_TYPE_OF_KIND[task.kind])
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
         if epoch % config.eval_every == 0:
             valid = score_outputs(metric, task.kind, targets["valid"], unscale(_predict_graphs(model, graphs["valid"], 512)))
-            curve.append(valid)
-            if _is_better(valid, best_valid, metric.higher_is_better):
-                best_valid, best_epoch = valid, epoch
-                best_state = copy.deepcopy(model.state_dict())
-    model.load_state_dict(best_state)
+            selection.update(model, valid, epoch)
+    selection.restore(model)
     test = score_outputs(metric, task.kind, targets["test"], unscale(_predict_graphs(model, graphs["test"], 512)))
     return RunResult(
-        method="gin", task=name or dataset.name, metric=metric.name, seed=seed, test=test, valid=best_valid,
-        role="baseline", train_losses=losses, valid_curve=curve, selected_step=best_epoch,
+        method="gin", task=name or dataset.name, metric=metric.name, seed=seed, test=test,
+        valid=selection.best_valid, role="baseline", train_losses=losses, valid_curve=selection.curve,
+        selected_step=selection.best_epoch,
         trainable_parameters=_count(model), total_parameters=_count(model),
         extra={"seconds": time.perf_counter() - started},
     )
@@ -474,8 +459,8 @@ def train_gcn_link_predictor(
 
         graph = to_undirected(graph, num_nodes=split.num_nodes)
     graph = message_passing_adjacency(graph, split.num_nodes)
-    losses, curve = [], []
-    best_valid, best_state, best_epoch = None, None, None
+    losses = []
+    selection = _Selection(metric)
     started = time.perf_counter()
     positives = split.train_pos
     for epoch in range(1, config.epochs + 1):
@@ -500,18 +485,15 @@ def train_gcn_link_predictor(
             with torch.no_grad():
                 states = model.node_states(node_data, graph)
                 valid = _link_metric(metric, split, "valid", lambda p, s=states: model.score(s, p))
-            curve.append(valid)
-            if _is_better(valid, best_valid, metric.higher_is_better):
-                best_valid, best_epoch = valid, epoch
-                best_state = copy.deepcopy(model.state_dict())
-    model.load_state_dict(best_state)
-    model.eval()
+            selection.update(model, valid, epoch)
+    selection.restore(model)
     with torch.no_grad():
         states = model.node_states(node_data, graph)
         test = _link_metric(metric, split, "test", lambda p: model.score(states, p))
     return RunResult(
-        method="gcn", task=name or split.name, metric=metric.name, seed=seed, test=test, valid=best_valid,
-        role="baseline", train_losses=losses, valid_curve=curve, selected_step=best_epoch,
+        method="gcn", task=name or split.name, metric=metric.name, seed=seed, test=test,
+        valid=selection.best_valid, role="baseline", train_losses=losses, valid_curve=selection.curve,
+        selected_step=selection.best_epoch,
         trainable_parameters=_count(model), total_parameters=_count(model),
         extra={
             "seconds": time.perf_counter() - started,

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy.stats import rankdata
 
 from gfm.utils.errors import GFMError
 
@@ -201,27 +202,12 @@ def _binary_inputs(y_true, y_score, what: str) -> tuple[np.ndarray, np.ndarray]:
     return y_true, y_score
 
 
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks of ``values`` with ties sharing their average rank (as scipy's rankdata)."""
-    order = np.argsort(values, kind="mergesort")
-    sorted_values = values[order]
-    # start of each run of equal values
-    new_group = np.concatenate([[True], sorted_values[1:] != sorted_values[:-1]])
-    group_id = np.cumsum(new_group) - 1
-    group_start = np.flatnonzero(new_group)
-    group_end = np.concatenate([group_start[1:], [len(values)]])
-    average = (group_start + group_end + 1) / 2.0  # mean of 1-based ranks start+1 .. end
-    ranks = np.empty(len(values), dtype=np.float64)
-    ranks[order] = average[group_id]
-    return ranks
-
-
 def _binary_roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """Mann-Whitney U / (P * N): P(score_pos > score_neg) + 0.5 P(tie)."""
     positives = labels == 1
     num_pos = int(positives.sum())
     num_neg = labels.shape[0] - num_pos
-    ranks = _average_ranks(scores)
+    ranks = rankdata(scores)  # 1-based, ties share their average rank
     u_statistic = ranks[positives].sum() - num_pos * (num_pos + 1) / 2.0
     return float(u_statistic / (num_pos * num_neg))
 
@@ -423,6 +409,18 @@ class MetricInfo:
     function: Callable[..., float]
     higher_is_better: bool
     kind: str
+
+    def improves(self, value: float, best: float | None) -> bool:
+        """Whether validation score ``value`` beats ``best`` (``None``: nothing selected yet).
+
+        The one model-selection rule of gfm's training loops: an undefined (NaN) score never
+        beats a number, and any number replaces an undefined best; ties keep the earlier one.
+        """
+        if best is None or math.isnan(best):
+            return True
+        if math.isnan(value):
+            return False
+        return value > best if self.higher_is_better else value < best
 
 
 METRICS: dict[str, MetricInfo] = {

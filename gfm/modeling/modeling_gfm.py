@@ -78,6 +78,8 @@ __all__ = [
     "GFMPretrainingOutput",
     "pool_per_sample",
     "pool_per_node",
+    "masked_loss",
+    "PROBLEM_TYPE_OF_KIND",
 ]
 
 _TRANSFORMERS_5 = version.parse(transformers_version).major >= 5
@@ -351,23 +353,56 @@ def pool_per_node(
 # ---------------------------------------------------------------------------------------------
 # Losses
 # ---------------------------------------------------------------------------------------------
+#: the transformers ``problem_type`` (and so the loss) of each per-sample ``TaskSpec.kind``
+PROBLEM_TYPE_OF_KIND = {
+    "classification": "single_label_classification",
+    "multilabel": "multi_label_classification",
+    "regression": "regression",
+}
+
+
 def task_loss(logits: torch.Tensor, labels: torch.Tensor, config: GFMConfig) -> torch.Tensor:
     """Loss of ``logits`` [N, C] against ``labels`` by ``config.problem_type`` (inferred as in transformers).
 
-    Missing labels are masked out: NaN for float labels, negative ids (``-1``, ``-100``) for
-    single-label classification. A batch whose labels are all missing gives a zero loss that
-    still depends on the logits (so distributed training sees the same graph on every rank).
+    An unset ``problem_type`` is inferred and written to ``config`` as transformers does; the
+    loss is :func:`masked_loss`.
     """
-    num_labels = logits.shape[-1]
     if config.problem_type is None:
-        if num_labels == 1:
+        if logits.shape[-1] == 1:
             config.problem_type = "regression"
         elif labels.dtype in (torch.long, torch.int, torch.int16, torch.int8, torch.uint8):
             config.problem_type = "single_label_classification"
         else:
             config.problem_type = "multi_label_classification"
+    return masked_loss(logits, labels, config.problem_type)
+
+
+def masked_loss(logits: torch.Tensor, labels: torch.Tensor, problem_type: str) -> torch.Tensor:
+    """The loss of a transformers ``problem_type`` with missing labels masked out.
+
+    The one task loss of gfm: the gfm heads and the GNN baselines train with it.
+
+    Args:
+        logits: ``[N, C]`` logits (classification, multi-label) or predictions (regression).
+        labels: single-label classification: ``[N]`` class ids, a negative id (``-1``,
+            ``-100``) or NaN = missing; otherwise float ``[N, C]`` (or anything of ``N * C``
+            entries), NaN = missing.
+        problem_type: ``"single_label_classification"`` (cross-entropy),
+            ``"multi_label_classification"`` (binary cross-entropy with logits) or
+            ``"regression"`` (mean squared error); :data:`PROBLEM_TYPE_OF_KIND` maps task kinds.
+
+    Returns:
+        The mean loss over observed labels (float32 scalar). A batch whose labels are all
+        missing gives a zero loss that still depends on the logits (so distributed training
+        sees the same graph on every rank).
+
+    Raises:
+        GFMInputError: labels of another sample count or shape, a class id past ``C``, or an
+            unknown ``problem_type``.
+    """
+    num_labels = logits.shape[-1]
     logits = logits.float()
-    if config.problem_type == "single_label_classification":
+    if problem_type == "single_label_classification":
         flat = labels.reshape(-1)
         if flat.shape[0] != logits.shape[0]:
             raise GFMInputError(f"labels has {flat.shape[0]} entries but there are {logits.shape[0]} samples")
@@ -382,6 +417,10 @@ def task_loss(logits: torch.Tensor, labels: torch.Tensor, config: GFMConfig) -> 
         if not bool(keep.any()):
             return logits.sum() * 0.0
         return F.cross_entropy(logits[keep], flat[keep])
+    if problem_type not in ("regression", "multi_label_classification"):
+        raise GFMInputError(
+            f"unknown problem_type {problem_type!r}; expected one of {sorted(set(PROBLEM_TYPE_OF_KIND.values()))}"
+        )
     target = labels.to(logits.dtype).reshape(logits.shape[0], -1)
     if target.shape != logits.shape:
         raise GFMInputError(
@@ -391,11 +430,9 @@ def task_loss(logits: torch.Tensor, labels: torch.Tensor, config: GFMConfig) -> 
     observed = ~torch.isnan(target)
     if not bool(observed.any()):
         return logits.sum() * 0.0
-    if config.problem_type == "regression":
+    if problem_type == "regression":
         return F.mse_loss(logits[observed], target[observed])
-    if config.problem_type == "multi_label_classification":
-        return F.binary_cross_entropy_with_logits(logits[observed], target[observed])
-    raise GFMInputError(f"unknown problem_type {config.problem_type!r}")
+    return F.binary_cross_entropy_with_logits(logits[observed], target[observed])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from gfm.adapters.encoding import SamplingConfig, TaskSampleEncoder
 from gfm.adapters.heads import load_pretrained_for_task, scratch_model_for_task
 from gfm.adapters.task_data import TaskItems, build_task_items, node_split_index
 from gfm.adapters.training import TrainingConfig, train_task_model
+from gfm.data.dataset import graph_targets
 from gfm.data.link_splits import LinkSplit, link_split_from_dataset
 from gfm.evaluation.baselines import (
     BaselineConfig,
@@ -276,8 +277,6 @@ def _controls(
 def _prior_control(dataset, seed: int) -> RunResult:
     """Predict the training prior for every graph: class frequencies, label rates or target means."""
     task = dataset.task
-    from gfm.evaluation.baselines import graph_targets
-
     split_targets = {s: graph_targets([dataset.graphs[i] for i in dataset.splits[s].tolist()], task.kind)
                      for s in ("train", "valid", "test")}
     train = split_targets["train"]
