@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from transformers import set_seed
 
 from gfm.data.molecules import molecule_feature_values
 from gfm.tokenization.eulerian import EulerianTokenizer
 from gfm.training.corpus import build_tokenized_corpus, corpus_graphs
 from gfm.utils.config import ConfigError
-from gfm.utils.seed import set_seed
 from gfm.utils.tables import format_markdown_table
 
 __all__ = [

@@ -37,10 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import set_seed
 
 from gfm.utils.extensions import release_stale_build_locks
 from gfm.utils.io import atomic_directory, atomic_write_json
-from gfm.utils.seed import set_seed
 
 from .checkpointing import (
     check_resume_identity,

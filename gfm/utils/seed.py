@@ -1,20 +1,15 @@
-"""Seeding: the same seed gives the same tokens, batches and losses."""
+"""Seeded generators: the same seed gives the same splits and samples.
+
+Seeding the global random state of python, numpy and torch is ``transformers.set_seed``;
+gfm does not wrap it. What gfm adds is a local generator, so that a loader's split or a
+corpus sample does not depend on (or disturb) the global state.
+"""
 
 from __future__ import annotations
 
-import random
-
-import numpy as np
 import torch
 
-__all__ = ["set_seed", "torch_generator"]
-
-
-def set_seed(seed: int) -> None:
-    """Seed python, numpy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
+__all__ = ["torch_generator"]
 
 
 def torch_generator(seed: int | None) -> torch.Generator:
