@@ -24,6 +24,7 @@ import numpy as np
 
 from gfm.utils.errors import GFMError
 from gfm.utils.io import atomic_write_json, atomic_write_text
+from gfm.utils.tables import format_markdown_table
 
 __all__ = [
     "ROLES",
@@ -181,13 +182,7 @@ def markdown_table(runs: Iterable[RunResult], digits: int = 4, title: str | None
     by_task: dict[str, list[ResultSummary]] = defaultdict(list)
     for summary in summaries:
         by_task[summary.task].append(summary)
-    lines = []
-    if title:
-        lines += [f"### {title}", ""]
-    lines += [
-        "| method | task | metric | mean ± std (seeds) | baselines | controls |",
-        "|---|---|---|---|---|---|",
-    ]
+    rows = []
     for task in sorted(by_task):
         members = by_task[task]
         _check_one_access(members, task)
@@ -201,33 +196,28 @@ def markdown_table(runs: Iterable[RunResult], digits: int = 4, title: str | None
                 return "; ".join(f"{s.method} {s.formatted(digits)}" for s in chosen) or "—"
 
             methods = sorted((s for s in group if s.role == "method"), key=lambda s: s.method)
-            rows = methods or sorted(group, key=lambda s: (ROLES.index(s.role), s.method))
-            for summary in rows:
+            shown = methods or sorted(group, key=lambda s: (ROLES.index(s.role), s.method))
+            for summary in shown:
                 seeds = ",".join(str(s) for s in summary.seeds)
-                lines.append(
-                    f"| {summary.method} | {task_label} | {metric} | {summary.formatted(digits)} ({seeds}) | "
-                    f"{cell('baseline')} | {cell('control')} |"
-                )
-    return "\n".join(lines) + "\n"
+                rows.append([summary.method, task_label, metric, f"{summary.formatted(digits)} ({seeds})",
+                             cell("baseline"), cell("control")])
+    header = ["method", "task", "metric", "mean ± std (seeds)", "baselines", "controls"]
+    table = format_markdown_table(header, rows) + "\n"
+    return f"### {title}\n\n{table}" if title else table
 
 
 def per_seed_table(runs: Iterable[RunResult], digits: int = 4) -> str:
     """Every run on its own row: seed, valid, test, selected step, final train loss, parameters."""
-    lines = [
-        "| task | method | role | seed | valid | test | selected step | final train loss | trainable / total params |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    ordered = sorted(runs, key=lambda r: (r.task, ROLES.index(r.role), r.method, r.seed))
-    for run in ordered:
+    header = ["task", "method", "role", "seed", "valid", "test", "selected step", "final train loss",
+              "trainable / total params"]
+    rows = []
+    for run in sorted(runs, key=lambda r: (r.task, ROLES.index(r.role), r.method, r.seed)):
         valid = "—" if run.valid is None else f"{run.valid:.{digits}f}"
         loss = f"{run.train_losses[-1]:.4f}" if run.train_losses else "—"
         step = "—" if run.selected_step is None else str(run.selected_step)
         params = f"{run.trainable_parameters:,} / {run.total_parameters:,}" if run.total_parameters else "0"
-        lines.append(
-            f"| {run.task} | {run.method} | {run.role} | {run.seed} | {valid} | {run.test:.{digits}f} | {step} | "
-            f"{loss} | {params} |"
-        )
-    return "\n".join(lines) + "\n"
+        rows.append([run.task, run.method, run.role, run.seed, valid, f"{run.test:.{digits}f}", step, loss, params])
+    return format_markdown_table(header, rows) + "\n"
 
 
 def bar_plot(runs: Iterable[RunResult], path: str | os.PathLike, title: str | None = None) -> Path:
