@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import runpy
 from pathlib import Path
 
@@ -53,6 +54,6 @@ def test_recipe_trains_prints_summary_and_accepts_local_rank(recipe: dict, tmp_p
     assert summary["steps"] == 4
     out = capsys.readouterr().out
     assert "exported model + tokenizer" in out
-    assert "eval   next_token/alpha" in out
+    assert re.search(r"^\| eval +\| next_token/alpha +\|", out, re.M)
     with pytest.raises(UnknownConfigKeyError, match="unknown config key 'max_stepz'; did you mean 'max_steps'"):
         recipe["main"](["--config", str(config), "--max_stepz", "4"])

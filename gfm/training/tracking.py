@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import math
 import os
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -20,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from gfm.utils.io import atomic_write_text
+from gfm.utils.tables import format_markdown_table
 
-__all__ = ["MetricsWriter", "read_metrics", "plot_metrics", "loss_summary", "format_summary"]
+__all__ = ["MetricsWriter", "read_metrics", "plot_metrics", "format_summary"]
 
 logger = logging.getLogger(__name__)
 
@@ -135,35 +135,18 @@ def plot_metrics(metrics_csv: str | os.PathLike, plot_dir: str | os.PathLike) ->
     return written
 
 
-def loss_summary(metrics_csv: str | os.PathLike) -> dict[str, dict[str, dict[str, float]]]:
-    """Per ``loss/<objective>/<group>`` metric and split: first and last logged value.
-
-    Returns:
-        ``{split: {metric: {"first": x, "last": y, "first_step": s0, "last_step": s1}}}``.
-    """
-    rows = read_metrics(metrics_csv)
-    out: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
-    for split, metric in sorted({(r["split"], r["metric"]) for r in rows}):
-        if not metric.startswith("loss/") or metric.count("/") != 2:
-            continue
-        steps, values = _series(rows, split, metric)
-        finite = [(s, v) for s, v in zip(steps, values) if math.isfinite(v)]
-        if len(finite) >= 1:
-            out[split][metric] = {
-                "first": finite[0][1], "last": finite[-1][1], "first_step": finite[0][0], "last_step": finite[-1][0]
-            }
-    return dict(out)
-
-
 def format_summary(summary: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
-    """A plain-text table: split, objective/group, first -> last loss, change."""
-    lines = [f"{'split':<6} {'objective / group':<40} {'first':>9} {'last':>9} {'change':>8}  falling"]
+    """A markdown table of a run's losses: split, objective/group, first and last value, change, falling.
+
+    Args:
+        summary: ``{split: {"loss/<objective>/<group>": {"first": x, "last": y, ...}}}`` (the
+            ``losses`` of the pretraining summary).
+    """
+    rows = []
     for split in ("eval", "train"):
         for metric, values in sorted(summary.get(split, {}).items()):
             first, last = values["first"], values["last"]
             change = (last - first) / first * 100 if first else float("nan")
-            name = metric.removeprefix("loss/")
-            lines.append(
-                f"{split:<6} {name:<40} {first:>9.4f} {last:>9.4f} {change:>7.1f}%  {'yes' if last < first else 'NO'}"
-            )
-    return "\n".join(lines)
+            rows.append([split, metric.removeprefix("loss/"), first, last, f"{change:.1f}%",
+                         "yes" if last < first else "NO"])
+    return format_markdown_table(["split", "objective / group", "first", "last", "change", "falling"], rows)
