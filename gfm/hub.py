@@ -32,6 +32,7 @@ from gfm.tokenization.base import (
 )
 from gfm.utils.errors import GFMError
 from gfm.utils.io import atomic_directory, atomic_write_json, atomic_write_text
+from gfm.utils.tables import format_markdown_table
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,6 @@ __all__ = [
     "push_checkpoint_to_hub",
 ]
 
-WEIGHTS_NAME = "model.safetensors"
 TRAINING_SUMMARY_NAME = "training_summary.json"
 EVALUATION_NAME = "evaluation.json"
 
@@ -267,23 +267,14 @@ def render_model_card(info: ModelCardInfo, model_config: Any, tokenizer_config: 
         "",
         "## Architecture",
         "",
-        "| field | value |",
-        "|---|---|",
     ]
-    for key in (
-        "hidden_size",
-        "num_hidden_layers",
-        "num_attention_heads",
-        "intermediate_size",
-        "vocab_size",
-        "max_position_embeddings",
-        "attention_backend",
-    ):
-        if hasattr(model_config, key):
-            lines.append(f"| {key} | {getattr(model_config, key)} |")
+    keys = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size",
+            "max_position_embeddings", "attention_backend")
+    architecture = [[key, str(getattr(model_config, key))] for key in keys if hasattr(model_config, key)]
     if num_parameters is not None:
-        lines.append(f"| parameters | {num_parameters:,} |")
+        architecture.append(["parameters", f"{num_parameters:,}"])
     lines += [
+        format_markdown_table(["field", "value"], architecture),
         "",
         "## Tokenizer",
         "",
@@ -293,36 +284,30 @@ def render_model_card(info: ModelCardInfo, model_config: Any, tokenizer_config: 
         "",
     ]
     if info.corpus:
-        lines += ["## Training corpus", "", "| dataset | domain | graphs | tokens | mixture weight |", "|---|---|---|---|---|"]
-        for name, row in sorted(info.corpus.items()):
-            lines.append(
-                f"| {name} | {row.get('domain', '')} | {_format_value(row.get('graphs', ''))} | "
-                f"{_format_value(row.get('tokens', ''))} | {_format_value(row.get('weight', ''))} |"
-            )
-        lines.append("")
+        corpus = [
+            [name, str(row.get("domain", "")), *(_format_value(row.get(k, "")) for k in ("graphs", "tokens", "weight"))]
+            for name, row in sorted(info.corpus.items())
+        ]
+        header = ["dataset", "domain", "graphs", "tokens", "mixture weight"]
+        lines += ["## Training corpus", "", format_markdown_table(header, corpus), ""]
     if info.objectives:
         lines += ["## Objectives", ""]
         lines += [f"- {name}: weight {_format_value(weight)}" for name, weight in info.objectives.items()]
         lines.append("")
     if info.training:
-        lines += ["## Training run", "", "| figure | value |", "|---|---|"]
-        lines += [f"| {k} | {_format_value(v)} |" for k, v in info.training.items()]
-        lines.append("")
+        training = [[k, _format_value(v)] for k, v in info.training.items()]
+        lines += ["## Training run", "", format_markdown_table(["figure", "value"], training), ""]
     if info.evaluation:
-        lines += [
-            "## Evaluation",
-            "",
-            "| task | dataset | metric | gfm | baseline | control |",
-            "|---|---|---|---|---|---|",
-        ]
+        evaluation = []
         for row in info.evaluation:
             value = _format_value(row["value"]) + (f" ± {_format_value(row['std'])}" if row.get("std") is not None else "")
             baseline = (
                 f"{row['baseline']}: {_format_value(row['baseline_value'])}" if row.get("baseline") is not None else ""
             )
             control = f"{row['control']}: {_format_value(row['control_value'])}" if row.get("control") is not None else ""
-            lines.append(f"| {row['task']} | {row['dataset']} | {row['metric']} | {value} | {baseline} | {control} |")
-        lines.append("")
+            evaluation.append([str(row["task"]), str(row["dataset"]), str(row["metric"]), value, baseline, control])
+        header = ["task", "dataset", "metric", "gfm", "baseline", "control"]
+        lines += ["## Evaluation", "", format_markdown_table(header, evaluation), ""]
     lines += [
         "## Use",
         "",
