@@ -1,8 +1,15 @@
-"""Shared fixtures: the real data folder (skip with a reason when absent) and seeding."""
+"""Shared fixtures: the real data folder (skip with a reason when absent), one torch thread, no network,
+small packaged datasets.
+
+Plain helper functions and classes (stand-in models, tiny configs, random sequences, tiny checkpoints)
+live in :mod:`gfm.testing`; test modules never import each other.
+"""
 
 from __future__ import annotations
 
 import os
+import socket
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -43,3 +50,23 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Fail loudly if anything tries to open a connection or download."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a network connection was attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+
+
+@pytest.fixture(scope="module")
+def karate():
+    """``packaged/karate`` (Zachary's karate club with its node task), loaded once per test module."""
+    from gfm.data.registry import load
+
+    return load("packaged/karate")

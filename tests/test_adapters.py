@@ -29,31 +29,14 @@ from gfm.adapters.heads import (
 from gfm.adapters.task_data import TaskDataError, build_task_items
 from gfm.adapters.training import TrainingConfig, predict, train_task_model
 from gfm.data.dataset import GraphDataset, TaskSpec
-from gfm.data.registry import load
-from gfm.hub import TokenizerMismatchError, save_checkpoint
-from gfm.modeling import GFMConfig, GFMForNodeClassification, GFMForPretraining
-from gfm.tokenization.eulerian import EulerianTokenizer
-
-
-def make_checkpoint(directory, graphs, seed: int = 0, hidden: int = 64):
-    tokenizer = EulerianTokenizer.train(graphs, num_index_tokens=64)
-    config = GFMConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=hidden, num_hidden_layers=2, num_attention_heads=4,
-        pad_token_id=tokenizer.pad_token_id, max_position_embeddings=2048,
-    )
-    torch.manual_seed(seed)
-    save_checkpoint(GFMForPretraining(config), tokenizer, directory, overwrite=True)
-    return directory
-
-
-@pytest.fixture(scope="module")
-def karate():
-    return load("packaged/karate")
+from gfm.hub import TokenizerMismatchError
+from gfm.modeling import GFMForNodeClassification
+from gfm.testing.checkpoints import save_tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, karate):
-    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", karate.graphs)
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", karate.graphs)
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +135,7 @@ def test_adapter_for_another_base_model_is_refused(checkpoint, karate, tmp_path)
     model, _ = load_pretrained_for_task(checkpoint, karate.task)
     lora = prepare_for_adaptation(model, AdaptationConfig(method="lora", lora_r=2))
     save_adapter(lora, tmp_path / "adapter", str(checkpoint), base_model_fingerprint(model))
-    other = make_checkpoint(tmp_path / "other", karate.graphs, seed=1)
+    other = save_tiny_checkpoint(tmp_path / "other", karate.graphs, seed=1)
     other_model, _ = load_pretrained_for_task(other, karate.task)
     with pytest.raises(AdapterMismatchError, match="trained on another base model"):
         load_adapter(tmp_path / "adapter", other_model)
@@ -217,7 +200,7 @@ def _molecule_dataset(num_positive_task1: int | None = None) -> GraphDataset:
 
 def test_multitask_with_missing_labels_trains(tmp_path):
     dataset = _molecule_dataset()
-    directory = make_checkpoint(tmp_path / "mol", dataset.graphs)
+    directory = save_tiny_checkpoint(tmp_path / "mol", dataset.graphs)
     model, tokenizer = load_pretrained_for_task(directory, dataset.task)
     assert model.config.problem_type == "multi_label_classification"
     encoder = TaskSampleEncoder(tokenizer)

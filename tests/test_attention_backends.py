@@ -19,7 +19,8 @@ from gfm.modeling.attention import (
 from gfm.modeling.attention.backends._csr_kernel import load_csr_kernel
 from gfm.modeling.attention.backends.csr import csr_attention
 from gfm.modeling.attention.backends.flex import flex_attention_forward
-from gfm.tokenization import TokenizedGraph, collate_tokenized_graphs, pack_tokenized_graphs
+from gfm.testing.modeling import random_tokenized_graph
+from gfm.tokenization import collate_tokenized_graphs, pack_tokenized_graphs
 
 HEADS, HEAD_DIM = 3, 8
 TOLERANCE = 1e-5
@@ -31,15 +32,8 @@ def make_batch(seed: int, packed: bool, lengths: list[int], isolated: bool = Fal
     samples = []
     for length in lengths:
         num_edges = 0 if isolated else 2 * length
-        samples.append(
-            TokenizedGraph(
-                input_ids=torch.randint(0, 30, (length,), generator=generator),
-                node_index=torch.randint(-1, 5, (length,), generator=generator),
-                edge_index=torch.randint(0, max(length // 2, 1), (2, num_edges), generator=generator),
-                edge_type=torch.randint(0, 2, (num_edges,), generator=generator),
-                num_nodes=5,
-            )
-        )
+        samples.append(random_tokenized_graph(generator, length, 5, vocab_size=30, num_edges=num_edges,
+                                              edge_positions=length // 2, num_edge_types=2))
     if packed:
         return pack_tokenized_graphs(samples, token_budget=max(lengths) + 9)
     return collate_tokenized_graphs(samples, pad_to_multiple_of=8)

@@ -9,24 +9,18 @@ import torch
 
 from gfm.modeling.attention import AttentionPatternError, PatternOptions, build_attention_pattern
 from gfm.modeling.attention.patterns import _hash31
+from gfm.testing.modeling import random_tokenized_graph
 from gfm.tokenization import TokenizedGraph, collate_tokenized_graphs, pack_tokenized_graphs
 
 
 def random_samples(count: int, seed: int, max_length: int = 23, num_nodes: int = 6) -> list[TokenizedGraph]:
+    """``count`` random sequences of 1 to ``max_length`` tokens with 0 to ``2 * length`` token edges."""
     generator = torch.Generator().manual_seed(seed)
     samples = []
     for _ in range(count):
         length = int(torch.randint(1, max_length + 1, (1,), generator=generator))
         num_edges = int(torch.randint(0, 2 * length + 1, (1,), generator=generator))
-        samples.append(
-            TokenizedGraph(
-                input_ids=torch.randint(0, 30, (length,), generator=generator),
-                node_index=torch.randint(-1, num_nodes, (length,), generator=generator),
-                edge_index=torch.randint(0, length, (2, num_edges), generator=generator),
-                edge_type=torch.randint(0, 3, (num_edges,), generator=generator),
-                num_nodes=num_nodes,
-            )
-        )
+        samples.append(random_tokenized_graph(generator, length, num_nodes, num_edges=num_edges))
     return samples
 
 

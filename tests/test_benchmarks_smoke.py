@@ -6,9 +6,10 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from gfm.testing.paths import source_root
+
+REPO = source_root()
 
 
 def _run(script: str, *arguments: str) -> str:

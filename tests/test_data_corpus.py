@@ -14,6 +14,7 @@ from gfm.data import Corpus, read_rows, registry, write_rows
 from gfm.data.arrow import ArrowGraphDataset, datasets_equal, graphs_equal
 from gfm.data.dataset import UnknownDatasetError
 from gfm.data.registry import cache_path
+from gfm.testing.paths import source_root
 from gfm.tokenization.tokenized_graph import TokenizedGraph
 
 SMALL = ["packaged/karate", "packaged/les-miserables", "packaged/florentine", "packaged/davis"]
@@ -144,7 +145,7 @@ def test_two_processes_share_one_cache(tmp_path):
         "import sys; from gfm.data import registry; "
         "d = registry.load('packaged/les-miserables', cache_dir=sys.argv[1]); print(d[0].edge_index.shape[1])"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(source_root())}
     procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, env=env) for _ in range(2)]
     outputs = [p.communicate(timeout=300)[0].decode().strip() for p in procs]
     assert all(p.returncode == 0 for p in procs) and outputs[0] == outputs[1]

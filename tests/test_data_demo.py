@@ -7,21 +7,15 @@ pretraining, LoRA vs scratch, zero-shot with its controls, hub save + reload, on
 from __future__ import annotations
 
 import io
-import socket
 
 import pytest
 
 from gfm.pipelines import demo
 
 
-def test_demo_prints_the_packaged_summary_table(monkeypatch, capsys):
+def test_demo_prints_the_packaged_summary_table(monkeypatch, no_network, capsys):
     monkeypatch.delenv("GFM_DATA_DIR", raising=False)
     monkeypatch.delenv("GFM_CACHE_DIR", raising=False)
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("the demo tried to open a network connection")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
     assert demo.main(["--summary-only", "--log-level", "WARNING"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:6] == ["dataset", "domain", "graphs", "nodes", "edges", "x"]
@@ -56,14 +50,9 @@ def test_demo_on_the_data_folder_skips_large_datasets(data_dir, capsys, monkeypa
     assert "planetoid/cora" in out and "2,708" in out and "moleculenet/hiv" in out and "skipped: large" in out
 
 
-def test_quick_pipeline_runs_every_stage_offline(monkeypatch, capsys, tmp_path):
+def test_quick_pipeline_runs_every_stage_offline(monkeypatch, no_network, capsys, tmp_path):
     monkeypatch.delenv("GFM_DATA_DIR", raising=False)
     monkeypatch.delenv("GFM_CACHE_DIR", raising=False)
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("the demo tried to open a network connection")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
     assert demo.main(["--quick", "--output-dir", str(tmp_path), "--log-level", "WARNING"]) == 0
     out = capsys.readouterr().out
     summary = out[out.index("gfm demo: summary"):]

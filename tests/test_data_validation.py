@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import urllib.request
-
 import pytest
 import torch
 from torch_geometric.data import Data
@@ -116,18 +113,6 @@ def test_unknown_dataset_name_lists_close_matches():
         registry.load("moleculenet/hvi")
     with pytest.raises(UnknownDatasetError, match=r"'packaged/karte'.*did you mean 'packaged/karate'"):
         registry.load("packaged/karte")
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """Fail loudly if anything tries to open a connection or download."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a network connection was attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(urllib.request, "urlopen", refuse)
 
 
 def test_missing_data_folder_is_reported_without_download(monkeypatch, no_network, tmp_path):

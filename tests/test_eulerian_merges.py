@@ -3,38 +3,20 @@ shorter sequences, the node_index / link rule of merged tokens, and saving with 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from torch_geometric.data import Data
-from torch_geometric.utils import from_smiles
 
 from gfm.testing.eulerian_reference import graph_difference
+from gfm.testing.molecules import nci_molecules
 from gfm.tokenization.eulerian import EDGE_TYPE_MERGED_NODE, EulerianTokenizer
 from gfm.tokenization.eulerian.merges import LearnedMerges, ids_to_text, text_to_ids
 
 
-def _molecules(count: int, skip: int = 0) -> list[Data]:
-    from rdkit import RDConfig, RDLogger
-
-    RDLogger.DisableLog("rdApp.*")
-    lines = (Path(RDConfig.RDDataDir) / "NCI" / "first_5K.smi").read_text().splitlines()[skip:]
-    graphs = []
-    for line in lines:
-        graph = from_smiles(line.split()[0])
-        if graph.num_nodes and graph.edge_index.shape[1]:
-            graph.domain = "molecules"
-            graphs.append(graph)
-        if len(graphs) == count:
-            break
-    return graphs
-
-
 @pytest.fixture(scope="module")
 def corpus() -> tuple[list[Data], list[Data]]:
-    return _molecules(1200), _molecules(150, skip=4000)
+    return nci_molecules(1200, with_edges=True), nci_molecules(150, skip=4000, with_edges=True)
 
 
 @pytest.fixture(scope="module")

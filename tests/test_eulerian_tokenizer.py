@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-from pathlib import Path
 
 import networkx as nx
 import numpy as np
 import pytest
 import torch
 from torch_geometric.data import Data
-from torch_geometric.utils import from_networkx, from_smiles, to_undirected
+from torch_geometric.utils import from_networkx, to_undirected
 
 from gfm.testing.eulerian_reference import (
     graph_difference,
@@ -23,6 +22,7 @@ from gfm.testing.eulerian_reference import (
     reference_tokens,
 )
 from gfm.testing.eulerian_synthetic import covering_graphs, molecule_like_graphs, random_graph
+from gfm.testing.molecules import nci_molecules
 from gfm.tokenization import AutoGraphTokenizer, TokenizerLoadError
 from gfm.tokenization.eulerian import (
     EDGE_TYPE_DUPLICATE,
@@ -40,27 +40,9 @@ from gfm.tokenization.eulerian.kernel import kernel_available
 from gfm.tokenization.eulerian.walk import walk_graph_python
 
 
-def _rdkit_molecules(count: int) -> list[Data]:
-    from rdkit import RDConfig, RDLogger
-
-    RDLogger.DisableLog("rdApp.*")
-    path = Path(RDConfig.RDDataDir) / "NCI" / "first_5K.smi"
-    graphs = []
-    for line in path.read_text().splitlines():
-        smiles = line.split()[0]
-        graph = from_smiles(smiles)
-        if graph.num_nodes:
-            graph.domain = "molecules"
-            graph.name = smiles
-            graphs.append(graph)
-        if len(graphs) == count:
-            break
-    return graphs
-
-
 @pytest.fixture(scope="module")
 def molecules() -> list[Data]:
-    return _rdkit_molecules(300)
+    return nci_molecules(300)
 
 
 @pytest.fixture(scope="module")
@@ -261,7 +243,7 @@ def test_special_token_ids_are_exposed(molecule_tokenizer) -> None:
                                       tok.sep_token_id, tok.jump_token_id, tok.unk_token_id,
                                       tok.target_node_token_id, tok.target_edge_token_id])
     assert names == ["<pad>", "<bos>", "<eos>", "<mask>", "<sep>", "<jump>", "<unk>", "<target_node>", "<target_edge>"]
-    a, b = molecules_pair = _rdkit_molecules(2)
+    a, b = molecules_pair = nci_molecules(2)
     union = Data(x=torch.cat([a.x, b.x]), edge_attr=torch.cat([a.edge_attr, b.edge_attr]), domain="molecules",
                  edge_index=torch.cat([a.edge_index, b.edge_index + a.num_nodes], dim=1), num_nodes=a.num_nodes + b.num_nodes)
     tokens = tok.encode(union)

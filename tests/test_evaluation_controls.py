@@ -27,8 +27,8 @@ from gfm.evaluation.metrics import accuracy
 
 
 @pytest.fixture(scope="module")
-def karate() -> Data:
-    return load("packaged/karate").graphs[0]
+def karate_graph(karate) -> Data:
+    return karate.graphs[0]
 
 
 def dense_normalized(edge_index: torch.Tensor, num_nodes: int, self_loops: bool) -> torch.Tensor:
@@ -41,47 +41,47 @@ def dense_normalized(edge_index: torch.Tensor, num_nodes: int, self_loops: bool)
     return adjacency / degree.sqrt()[:, None] / degree.sqrt()[None, :]
 
 
-def test_normalized_adjacency_matches_dense(karate):
-    expected = dense_normalized(karate.edge_index, karate.num_nodes, self_loops=True)
-    assert torch.allclose(normalized_adjacency(karate.edge_index, karate.num_nodes).to_dense(), expected, atol=1e-6)
+def test_normalized_adjacency_matches_dense(karate_graph):
+    expected = dense_normalized(karate_graph.edge_index, karate_graph.num_nodes, self_loops=True)
+    assert torch.allclose(normalized_adjacency(karate_graph.edge_index, karate_graph.num_nodes).to_dense(), expected, atol=1e-6)
 
 
-def test_prototypes_match_a_loop(karate):
+def test_prototypes_match_a_loop(karate_graph):
     generator = torch.Generator().manual_seed(0)
-    states = torch.randn(karate.num_nodes, 5, generator=generator)
+    states = torch.randn(karate_graph.num_nodes, 5, generator=generator)
     labelled = torch.tensor([0, 1, 2, 30, 31, 33])
-    scores = class_prototype_scores(states, karate.y, labelled)
-    for node in range(karate.num_nodes):
+    scores = class_prototype_scores(states, karate_graph.y, labelled)
+    for node in range(karate_graph.num_nodes):
         for cls in range(2):
-            members = [i for i in labelled.tolist() if int(karate.y[i]) == cls]
+            members = [i for i in labelled.tolist() if int(karate_graph.y[i]) == cls]
             prototype = torch.stack([states[i] / states[i].norm() for i in members]).mean(0)
             expected = torch.dot(states[node] / states[node].norm(), prototype / prototype.norm())
             assert scores[node, cls] == pytest.approx(float(expected), abs=1e-5)
     with pytest.raises(ControlError, match=r"class\(es\) \[1\] have no labelled node"):
-        class_prototype_scores(states, karate.y, torch.tensor([0]), num_classes=2)
+        class_prototype_scores(states, karate_graph.y, torch.tensor([0]), num_classes=2)
 
 
-def test_label_propagation_matches_dense_iteration(karate):
+def test_label_propagation_matches_dense_iteration(karate_graph):
     labelled = torch.tensor([0, 33])
-    scores = label_propagation_scores(karate.edge_index, karate.y, labelled, num_layers=30, alpha=0.9)
-    matrix = dense_normalized(karate.edge_index, karate.num_nodes, self_loops=False)
-    seeds = torch.zeros(karate.num_nodes, 2)
-    seeds[labelled, karate.y[labelled]] = 1.0
+    scores = label_propagation_scores(karate_graph.edge_index, karate_graph.y, labelled, num_layers=30, alpha=0.9)
+    matrix = dense_normalized(karate_graph.edge_index, karate_graph.num_nodes, self_loops=False)
+    seeds = torch.zeros(karate_graph.num_nodes, 2)
+    seeds[labelled, karate_graph.y[labelled]] = 1.0
     out = seeds.clone()
     for _ in range(30):
         out = (0.9 * matrix @ out + 0.1 * seeds).clamp(0, 1)
     assert torch.allclose(scores, out, atol=1e-5)
     # the two leaders' clubs are recovered for most members from two labels alone
-    assert accuracy(karate.y, scores) > 0.8
+    assert accuracy(karate_graph.y, scores) > 0.8
 
     pairs = torch.tensor([[0, 0, 5], [1, 33, 6]])
-    indicator = torch.zeros(karate.num_nodes, 3)
+    indicator = torch.zeros(karate_graph.num_nodes, 3)
     indicator[pairs[0], torch.arange(3)] = 1.0
     out = indicator.clone()
     for _ in range(10):
         out = 0.9 * matrix @ out + 0.1 * indicator
     for dense in (None, True, False):  # automatic choice, dense operator, PyG sparse propagation
-        link = label_propagation_link_scores(karate.edge_index, karate.num_nodes, pairs, num_layers=10, alpha=0.9,
+        link = label_propagation_link_scores(karate_graph.edge_index, karate_graph.num_nodes, pairs, num_layers=10, alpha=0.9,
                                              dense=dense)
         assert torch.allclose(link, out[pairs[1], torch.arange(3)], atol=1e-6)
 
@@ -97,32 +97,32 @@ def test_link_label_propagation_dense_and_sparse_paths_agree():
     assert float(sparse.max()) > 0.0
 
 
-def test_svd_probe_is_deterministic_and_uses_features_only_when_given(karate):
+def test_svd_probe_is_deterministic_and_uses_features_only_when_given(karate_graph):
     probe = SVDProbe(rank=8, hops=2, seed=3)
-    first = probe.embed(karate.edge_index, karate.num_nodes)
-    assert torch.equal(first, probe.embed(karate.edge_index, karate.num_nodes))
-    assert first.shape == (karate.num_nodes, 8)
-    features = torch.randn(karate.num_nodes, 6, generator=torch.Generator().manual_seed(0))
-    with_features = probe.embed(karate.edge_index, karate.num_nodes, features)
-    assert with_features.shape == (karate.num_nodes, 8 + 5)  # feature rank capped at F - 1
+    first = probe.embed(karate_graph.edge_index, karate_graph.num_nodes)
+    assert torch.equal(first, probe.embed(karate_graph.edge_index, karate_graph.num_nodes))
+    assert first.shape == (karate_graph.num_nodes, 8)
+    features = torch.randn(karate_graph.num_nodes, 6, generator=torch.Generator().manual_seed(0))
+    with_features = probe.embed(karate_graph.edge_index, karate_graph.num_nodes, features)
+    assert with_features.shape == (karate_graph.num_nodes, 8 + 5)  # feature rank capped at F - 1
     assert torch.equal(with_features[:, :8], first)
     # rows are unit vectors per channel
-    assert torch.allclose(first.norm(dim=1), torch.ones(karate.num_nodes), atol=1e-5)
+    assert torch.allclose(first.norm(dim=1), torch.ones(karate_graph.num_nodes), atol=1e-5)
 
 
-def test_sample_k_labels_per_class(karate):
-    candidates = karate.train_mask
-    chosen = sample_k_labels_per_class(karate.y, candidates, k=3, seed=7)
+def test_sample_k_labels_per_class(karate_graph):
+    candidates = karate_graph.train_mask
+    chosen = sample_k_labels_per_class(karate_graph.y, candidates, k=3, seed=7)
     assert chosen.numel() == 6 and bool(candidates[chosen].all())
-    assert torch.bincount(karate.y[chosen]).tolist() == [3, 3]
-    assert torch.equal(chosen, sample_k_labels_per_class(karate.y, candidates, k=3, seed=7))
+    assert torch.bincount(karate_graph.y[chosen]).tolist() == [3, 3]
+    assert torch.equal(chosen, sample_k_labels_per_class(karate_graph.y, candidates, k=3, seed=7))
     with pytest.raises(ControlError, match="fewer than k=50"):
-        sample_k_labels_per_class(karate.y, candidates, k=50, seed=0)
+        sample_k_labels_per_class(karate_graph.y, candidates, k=50, seed=0)
 
 
-def test_holdout_link_split_never_leaks(karate):
-    split = holdout_link_split(karate, "karate", valid_fraction=0.1, test_fraction=0.2, seed=0)
-    num_nodes = karate.num_nodes
+def test_holdout_link_split_never_leaks(karate_graph):
+    split = holdout_link_split(karate_graph, "karate", valid_fraction=0.1, test_fraction=0.2, seed=0)
+    num_nodes = karate_graph.num_nodes
 
     def keys(pairs):
         low, high = pairs.min(0).values, pairs.max(0).values
@@ -135,9 +135,9 @@ def test_holdout_link_split_never_leaks(karate):
     assert bool((negatives[0] != negatives[1]).all())
     assert not keys(split.test_neg) & (test_keys | keys(split.train_pos))
     # all positives are accounted for exactly once
-    assert len(keys(split.train_pos)) + len(test_keys) == len(keys(karate.edge_index))
+    assert len(keys(split.train_pos)) + len(test_keys) == len(keys(karate_graph.edge_index))
     with pytest.raises(LeakageError, match="held-out edge .* is in the graph the model reads"):
-        LinkSplit("karate", num_nodes, False, karate.edge_index, split.train_pos, split.valid_pos, split.test_pos,
+        LinkSplit("karate", num_nodes, False, karate_graph.edge_index, split.train_pos, split.valid_pos, split.test_pos,
                   split.valid_neg, split.test_neg).check_no_leakage()
     with pytest.raises(LinkSplitError, match="the test split has no positive edges"):
         LinkSplit("karate", num_nodes, False, split.train_graph, split.train_pos, split.valid_pos,

@@ -12,29 +12,17 @@ import yaml
 
 from gfm.data.dataset import GraphDataset, TaskSpec
 from gfm.data.link_splits import holdout_link_split
-from gfm.data.registry import load
-from gfm.hub import save_checkpoint
-from gfm.modeling import GFMConfig, GFMForPretraining
 from gfm.pipelines.finetune import FinetuneConfig, FinetuneConfigError, load_finetune_config, run_finetuning
-from gfm.tokenization.eulerian import EulerianTokenizer
+from gfm.testing.checkpoints import save_tiny_checkpoint
+from gfm.testing.paths import source_root
 
-RECIPE = Path(__file__).resolve().parents[1] / "finetune" / "run_finetuning.py"
-
-
-@pytest.fixture(scope="module")
-def karate():
-    return load("packaged/karate")
+RECIPE = source_root() / "finetune" / "run_finetuning.py"
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, karate):
-    tokenizer = EulerianTokenizer.train(karate.graphs, num_index_tokens=64)
-    config = GFMConfig(vocab_size=tokenizer.vocab_size, hidden_size=64, num_hidden_layers=1, num_attention_heads=4,
-                       pad_token_id=tokenizer.pad_token_id, max_position_embeddings=1024)
-    directory = tmp_path_factory.mktemp("ft") / "ckpt"
-    torch.manual_seed(0)
-    save_checkpoint(GFMForPretraining(config), tokenizer, directory)
-    return directory
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ft") / "ckpt", karate.graphs, num_hidden_layers=1,
+                                max_position_embeddings=1024)
 
 
 def run_recipe(argv):

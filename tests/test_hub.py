@@ -24,11 +24,10 @@ from gfm.hub import (
     save_checkpoint,
     verify_safetensors,
 )
-from gfm.modeling import GFMConfig, GFMModel
+from gfm.modeling import GFMModel
+from gfm.testing.checkpoints import as_hub_cache, tiny_config_for
 from gfm.tokenization import AutoGraphTokenizer
 from gfm.tokenization.eulerian import EulerianTokenizer
-
-REVISION = "0123456789abcdef0123456789abcdef01234567"
 
 
 @pytest.fixture(scope="module")
@@ -43,15 +42,7 @@ def tokenizer(molecules):
 
 def _model(tokenizer, seed: int = 0) -> GFMModel:
     torch.manual_seed(seed)
-    config = GFMConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=1024,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    config = tiny_config_for(tokenizer, hidden_size=32, intermediate_size=64, max_position_embeddings=1024)
     return GFMModel(config).eval()
 
 
@@ -77,22 +68,6 @@ def checkpoint(tmp_path_factory, tokenizer):
     return directory, model
 
 
-def _as_hub_cache(checkpoint_dir: Path, cache: Path, repo_id: str) -> Path:
-    """Lay ``checkpoint_dir`` out exactly as huggingface_hub's cache does: blobs, snapshots, refs."""
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    snapshot = repo / "snapshots" / REVISION
-    blobs = repo / "blobs"
-    snapshot.mkdir(parents=True)
-    blobs.mkdir()
-    for file in checkpoint_dir.iterdir():
-        blob = blobs / f"blob-{file.name}"
-        shutil.copy(file, blob)
-        (snapshot / file.name).symlink_to(Path("..") / ".." / "blobs" / blob.name)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(REVISION)
-    return snapshot
-
-
 def _batch(tokenizer, molecules):
     return tokenizer(molecules[:4], padding=True, return_tensors="pt")
 
@@ -101,7 +76,7 @@ def test_load_by_hub_id_offline_gives_identical_outputs(checkpoint, tokenizer, m
     directory, source = checkpoint
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     cache = tmp_path / "hub"
-    _as_hub_cache(directory, cache, "org/gfm-tiny")
+    as_hub_cache(directory, cache, "org/gfm-tiny")
     model, loaded_tokenizer = load_checkpoint("org/gfm-tiny", cache_dir=cache)
     assert loaded_tokenizer.content_hash == tokenizer.content_hash
     batch = _batch(loaded_tokenizer, molecules)

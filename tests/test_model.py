@@ -23,53 +23,7 @@ from gfm import (
 from gfm.modeling import GFMCheckpointMismatchError, GFMConfigError, GFMInputError
 from gfm.modeling.attention import UnknownAttentionBackendError, UnsupportedPatternError
 from gfm.modeling.modeling_gfm import pool_per_node, pool_per_sample
-
-VOCAB = 40
-
-
-def tiny_config(**overrides) -> GFMConfig:
-    settings = dict(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        num_edge_types=3,
-        attention_expander_degree=2,
-        attention_num_global_tokens=1,
-    )
-    settings.update(overrides)
-    return GFMConfig(**settings)
-
-
-def random_samples(lengths: list[int], seed: int, extras: bool = False) -> list[TokenizedGraph]:
-    generator = torch.Generator().manual_seed(seed)
-    samples = []
-    for i, length in enumerate(lengths):
-        num_nodes = max(length // 2, 2)
-        node_index = torch.randint(-1, num_nodes, (length,), generator=generator)
-        node_index[: min(2, length)] = torch.arange(min(2, length))  # nodes 0 and 1 always have a token
-        num_edges = 2 * length
-        optional = {}
-        if extras:
-            optional = dict(
-                level_ids=torch.randint(-1, 2, (length,), generator=generator),
-                ppr_weight=torch.rand(length, generator=generator),
-                node_features=torch.randn(length, 5, generator=generator),
-            )
-        samples.append(
-            TokenizedGraph(
-                input_ids=torch.randint(1, VOCAB, (length,), generator=generator),
-                node_index=node_index,
-                edge_index=torch.randint(0, length, (2, num_edges), generator=generator),
-                edge_type=torch.randint(0, 3, (num_edges,), generator=generator),
-                num_nodes=num_nodes,
-                metadata={"target_node": i % 2, "target_edge": [0, 1]},
-                **optional,
-            ).validate()
-        )
-    return samples
+from gfm.testing.modeling import TINY_VOCAB, random_tokenized_graphs, tiny_gfm_config
 
 
 def sample_states(batch: dict, hidden: torch.Tensor, sample: int) -> torch.Tensor:
@@ -85,8 +39,8 @@ def sample_states(batch: dict, hidden: torch.Tensor, sample: int) -> torch.Tenso
 @pytest.mark.parametrize("backend", ["auto", "csr", "dense"])
 def test_packed_and_padded_batches_give_the_same_states(backend: str) -> None:
     torch.manual_seed(0)
-    model = GFMModel(tiny_config(attention_backend=backend, attention_window=4)).eval()
-    samples = random_samples([9, 17, 4, 12, 1], seed=1)
+    model = GFMModel(tiny_gfm_config(attention_backend=backend, attention_window=4)).eval()
+    samples = random_tokenized_graphs([9, 17, 4, 12, 1], seed=1)
     padded = collate_tokenized_graphs(samples)
     packed = pack_tokenized_graphs(samples, token_budget=24)
     assert packed["input_ids"].shape[0] < len(samples)
@@ -108,15 +62,15 @@ def test_packed_and_padded_batches_give_the_same_states(backend: str) -> None:
 )
 def test_causal_outputs_ignore_later_tokens(backend: str, overrides: dict) -> None:
     torch.manual_seed(0)
-    model = GFMForPretraining(tiny_config(attention_backend=backend, **overrides)).eval()
-    samples = random_samples([15, 11], seed=2)
+    model = GFMForPretraining(tiny_gfm_config(attention_backend=backend, **overrides)).eval()
+    samples = random_tokenized_graphs([15, 11], seed=2)
     batch = pack_tokenized_graphs(samples, token_budget=30)
     with torch.no_grad():
         before = model(**batch, causal=True).logits
         changed = dict(batch, input_ids=batch["input_ids"].clone())
         cut = 7  # change every token of sample 0 from in-sample position 7 on
         sample_zero = (batch["sequence_ids"] == 0) & (batch["position_ids"] >= cut)
-        changed["input_ids"][sample_zero] = (changed["input_ids"][sample_zero] + 5) % VOCAB
+        changed["input_ids"][sample_zero] = (changed["input_ids"][sample_zero] + 5) % TINY_VOCAB
         after = model(**changed, causal=True).logits
         non_causal = model(**changed, causal=False).logits
     earlier = (batch["sequence_ids"] == 0) & (batch["position_ids"] < cut)
@@ -128,8 +82,8 @@ def test_causal_outputs_ignore_later_tokens(backend: str, overrides: dict) -> No
 
 def test_every_batch_key_is_accepted_and_optional_inputs_matter() -> None:
     torch.manual_seed(0)
-    config = tiny_config(num_code_levels=2, node_feature_dim=5)
-    samples = random_samples([8, 13, 6], seed=3, extras=True)
+    config = tiny_gfm_config(num_code_levels=2, node_feature_dim=5)
+    samples = random_tokenized_graphs([8, 13, 6], seed=3, extras=True)
     batch = collate_tokenized_graphs(samples)
     assert {"level_ids", "ppr_weight", "node_features", "target_node", "target_edge", "num_nodes"} <= set(batch)
     for cls in (GFMModel, GFMForPretraining, GFMForGraphClassification, GFMForNodeClassification, GFMForEdgePrediction):
@@ -156,8 +110,8 @@ def test_every_batch_key_is_accepted_and_optional_inputs_matter() -> None:
 
 def test_gradient_checkpointing_gives_the_same_gradients() -> None:
     torch.manual_seed(0)
-    model = GFMForPretraining(tiny_config())
-    batch = collate_tokenized_graphs(random_samples([10, 7], seed=4))
+    model = GFMForPretraining(tiny_gfm_config())
+    batch = collate_tokenized_graphs(random_tokenized_graphs([10, 7], seed=4))
 
     def gradients() -> list[torch.Tensor]:
         model.zero_grad()
@@ -176,8 +130,8 @@ def test_gradient_checkpointing_gives_the_same_gradients() -> None:
 
 def test_bf16_autocast_trains_close_to_fp32() -> None:
     torch.manual_seed(0)
-    model = GFMForPretraining(tiny_config())
-    batch = collate_tokenized_graphs(random_samples([10, 7], seed=5))
+    model = GFMForPretraining(tiny_gfm_config())
+    batch = collate_tokenized_graphs(random_tokenized_graphs([10, 7], seed=5))
     reference = model(**batch, labels=batch["input_ids"]).loss
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss = model(**batch, labels=batch["input_ids"]).loss
@@ -187,11 +141,11 @@ def test_bf16_autocast_trains_close_to_fp32() -> None:
 
 
 def test_seeded_construction_is_deterministic() -> None:
-    batch = collate_tokenized_graphs(random_samples([10, 7], seed=6))
+    batch = collate_tokenized_graphs(random_tokenized_graphs([10, 7], seed=6))
     outputs = []
     for _ in range(2):
         torch.manual_seed(123)
-        outputs.append(GFMForPretraining(tiny_config()).eval()(**batch).logits)
+        outputs.append(GFMForPretraining(tiny_gfm_config()).eval()(**batch).logits)
     assert torch.equal(outputs[0], outputs[1])
 
 
@@ -200,8 +154,8 @@ def test_seeded_construction_is_deterministic() -> None:
 # ---------------------------------------------------------------------------------------------
 def test_save_pretrained_then_auto_classes_reload_bit_identical(tmp_path) -> None:
     torch.manual_seed(0)
-    batch = collate_tokenized_graphs(random_samples([9, 14], seed=7))
-    pretraining = GFMForPretraining(tiny_config(tokenizer_class="EulerianTokenizer", tokenizer_hash="ab" * 32)).eval()
+    batch = collate_tokenized_graphs(random_tokenized_graphs([9, 14], seed=7))
+    pretraining = GFMForPretraining(tiny_gfm_config(tokenizer_class="EulerianTokenizer", tokenizer_hash="ab" * 32)).eval()
     with torch.no_grad():
         for layer in pretraining.model.layers:
             layer.self_attn.link_bias.normal_()  # non-zero biases must survive too
@@ -220,7 +174,7 @@ def test_save_pretrained_then_auto_classes_reload_bit_identical(tmp_path) -> Non
         assert isinstance(backbone, GFMModel)
         assert torch.equal(backbone(**batch).last_hidden_state, pretraining.model(**batch).last_hidden_state)
 
-    classifier = GFMForGraphClassification(tiny_config(num_labels=3)).eval()
+    classifier = GFMForGraphClassification(tiny_gfm_config(num_labels=3)).eval()
     classifier.save_pretrained(tmp_path / "classifier")
     again = AutoModelForSequenceClassification.from_pretrained(tmp_path / "classifier").eval()
     assert isinstance(again, GFMForGraphClassification)
@@ -229,11 +183,11 @@ def test_save_pretrained_then_auto_classes_reload_bit_identical(tmp_path) -> Non
 
 
 def test_checkpoint_config_mismatch_is_a_named_error(tmp_path) -> None:
-    GFMModel(tiny_config()).save_pretrained(tmp_path)
+    GFMModel(tiny_gfm_config()).save_pretrained(tmp_path)
     with pytest.raises(GFMCheckpointMismatchError, match=r"link_bias: checkpoint \[6, 4\] vs model \[9, 4\]"):
-        AutoModel.from_pretrained(tmp_path, config=tiny_config(num_edge_types=6))
+        AutoModel.from_pretrained(tmp_path, config=tiny_gfm_config(num_edge_types=6))
     with pytest.raises(GFMCheckpointMismatchError, match="lacks backbone weights.*level_embeddings"):
-        AutoModel.from_pretrained(tmp_path, config=tiny_config(num_code_levels=3))
+        AutoModel.from_pretrained(tmp_path, config=tiny_gfm_config(num_code_levels=3))
     head = GFMForNodeClassification.from_pretrained(tmp_path)  # a new task head on a pretrained backbone is fine
     assert isinstance(head, GFMForNodeClassification)
 
@@ -243,7 +197,7 @@ def test_checkpoint_config_mismatch_is_a_named_error(tmp_path) -> None:
 # ---------------------------------------------------------------------------------------------
 def test_pooling_matches_per_sample_loops() -> None:
     torch.manual_seed(0)
-    batch = pack_tokenized_graphs(random_samples([9, 17, 4, 12], seed=8), token_budget=24)
+    batch = pack_tokenized_graphs(random_tokenized_graphs([9, 17, 4, 12], seed=8), token_budget=24)
     hidden = torch.randn(*batch["input_ids"].shape, 6)
     pooled = {mode: pool_per_sample(hidden, batch["sequence_ids"], 4, mode) for mode in ("mean", "first", "max")}
     for i in range(4):
@@ -270,9 +224,9 @@ def test_pooling_matches_per_sample_loops() -> None:
 )
 def test_missing_labels_are_masked_out_of_losses(problem_type: str, labels: torch.Tensor) -> None:
     torch.manual_seed(0)
-    config = tiny_config(num_labels=2, problem_type=problem_type)
+    config = tiny_gfm_config(num_labels=2, problem_type=problem_type)
     model = GFMForGraphClassification(config).eval()
-    batch = collate_tokenized_graphs(random_samples([8, 5, 11], seed=9))
+    batch = collate_tokenized_graphs(random_tokenized_graphs([8, 5, 11], seed=9))
     out = model(**batch, labels=labels)
     logits = out.logits
     if problem_type == "single_label_classification":
@@ -293,8 +247,8 @@ def test_missing_labels_are_masked_out_of_losses(problem_type: str, labels: torc
 
 def test_node_and_edge_heads_read_their_target_nodes() -> None:
     torch.manual_seed(0)
-    batch = collate_tokenized_graphs(random_samples([9, 12], seed=10))
-    model = GFMForNodeClassification(tiny_config(num_labels=3)).eval()
+    batch = collate_tokenized_graphs(random_tokenized_graphs([9, 12], seed=10))
+    model = GFMForNodeClassification(tiny_gfm_config(num_labels=3)).eval()
     with torch.no_grad():
         hidden = model.model(**batch).last_hidden_state
         expected = model.score(pool_per_node(hidden, batch["sequence_ids"], batch["node_index"],
@@ -302,7 +256,7 @@ def test_node_and_edge_heads_read_their_target_nodes() -> None:
         torch.testing.assert_close(model(**batch).logits, expected)
         swapped = dict(batch, target_node=1 - batch["target_node"])
         assert not torch.allclose(model(**swapped).logits, expected)
-    edge_model = GFMForEdgePrediction(tiny_config(num_labels=1)).eval()
+    edge_model = GFMForEdgePrediction(tiny_gfm_config(num_labels=1)).eval()
     out = edge_model(**batch, labels=torch.tensor([0.5, float("nan")]))
     assert out.logits.shape == (2, 1) and torch.isfinite(out.loss)
     with pytest.raises(GFMInputError, match=r"needs target_edge \[N, 2\]"):
@@ -316,41 +270,41 @@ def test_node_and_edge_heads_read_their_target_nodes() -> None:
 # ---------------------------------------------------------------------------------------------
 def test_bad_inputs_fail_with_named_errors() -> None:
     torch.manual_seed(0)
-    model = GFMForPretraining(tiny_config(max_position_embeddings=16))
-    batch = collate_tokenized_graphs(random_samples([20, 5], seed=11))
+    model = GFMForPretraining(tiny_gfm_config(max_position_embeddings=16))
+    batch = collate_tokenized_graphs(random_tokenized_graphs([20, 5], seed=11))
     with pytest.raises(GFMInputError, match=r"position_ids reach 19 but config.max_position_embeddings=16"):
         model(**batch)
-    short = collate_tokenized_graphs(random_samples([10, 5], seed=11))
+    short = collate_tokenized_graphs(random_tokenized_graphs([10, 5], seed=11))
     flat_positions = short["input_ids"].numel()
     with pytest.raises(ValueError, match=rf"graph_edge_index\[:, 0\] = \[{flat_positions}, 0\] is out of range"):
         model(**dict(short, graph_edge_index=torch.tensor([[flat_positions], [0]]), graph_edge_type=torch.tensor([0])))
     with pytest.raises(ValueError, match="graph_edge_type holds 7 .* num_edge_types=3"):
         model(**dict(short, graph_edge_type=torch.full_like(short["graph_edge_type"], 7)))
     with pytest.raises(GFMInputError, match=r"input_ids hold 40, outside the vocabulary \[0, 40\)"):
-        model(**dict(short, input_ids=torch.full_like(short["input_ids"], VOCAB)))
+        model(**dict(short, input_ids=torch.full_like(short["input_ids"], TINY_VOCAB)))
     with pytest.raises(GFMInputError, match="node_features of width 5 but config.node_feature_dim=0"):
         model(**dict(short, node_features=torch.zeros(*short["input_ids"].shape, 5)))
     with pytest.raises(GFMInputError, match="level_ids .* but config.num_code_levels=0"):
         model(**dict(short, level_ids=torch.zeros_like(short["input_ids"])))
     with pytest.raises(GFMInputError, match="labels must be -100 .* token ids in"):
-        model(**short, labels=torch.full_like(short["input_ids"], VOCAB + 3))
+        model(**short, labels=torch.full_like(short["input_ids"], TINY_VOCAB + 3))
     with pytest.raises(UnknownAttentionBackendError, match="unknown attention backend 'fast'.*auto, block_sdpa, csr, dense, flex"):
-        tiny_config(attention_backend="fast")
-    forced = GFMModel(tiny_config(attention_backend="block_sdpa"))
+        tiny_gfm_config(attention_backend="fast")
+    forced = GFMModel(tiny_gfm_config(attention_backend="block_sdpa"))
     with pytest.raises(UnsupportedPatternError, match="block_sdpa.*cannot run this pattern"):
         forced(**short)
     with pytest.raises(GFMConfigError, match="attention_expander_degree must be a non-negative even"):
-        tiny_config(attention_expander_degree=3)
+        tiny_gfm_config(attention_expander_degree=3)
     with pytest.raises(GFMConfigError, match="not divisible by num_attention_heads"):
-        tiny_config(hidden_size=30)
+        tiny_gfm_config(hidden_size=30)
 
 
 def test_package_exports_and_registration() -> None:
     assert gfm.GFMConfig is GFMConfig and gfm.GFMForEdgePrediction is GFMForEdgePrediction
     assert isinstance(AutoConfig.for_model("gfm"), GFMConfig)
-    assert type(AutoModel.from_config(tiny_config())) is GFMModel
-    assert type(gfm.AutoModelForNodeClassification.from_config(tiny_config(num_labels=3))) is GFMForNodeClassification
-    assert type(gfm.AutoModelForEdgePrediction.from_config(tiny_config())) is GFMForEdgePrediction
+    assert type(AutoModel.from_config(tiny_gfm_config())) is GFMModel
+    assert type(gfm.AutoModelForNodeClassification.from_config(tiny_gfm_config(num_labels=3))) is GFMForNodeClassification
+    assert type(gfm.AutoModelForEdgePrediction.from_config(tiny_gfm_config())) is GFMForEdgePrediction
 
 
 @pytest.mark.parametrize(
@@ -359,7 +313,7 @@ def test_package_exports_and_registration() -> None:
 )
 def test_node_and_edge_heads_reload_through_gfm_auto_classes(tmp_path, head, auto_name: str) -> None:
     torch.manual_seed(0)
-    model = head(tiny_config(num_labels=3)).eval()
+    model = head(tiny_gfm_config(num_labels=3)).eval()
     model.save_pretrained(tmp_path)
     reloaded = getattr(gfm, auto_name).from_pretrained(tmp_path).eval()
     assert type(reloaded) is head
@@ -388,7 +342,7 @@ def test_graph_positional_encodings_enter_through_node_features() -> None:
 
     num_atoms = int(molecule.num_nodes)
     tokens = TokenizedGraph(
-        input_ids=torch.arange(num_atoms + 1) % VOCAB,
+        input_ids=torch.arange(num_atoms + 1) % TINY_VOCAB,
         node_index=torch.cat([torch.tensor([-1]), torch.arange(num_atoms)]),
         edge_index=molecule.edge_index + 1,
         num_nodes=num_atoms,
@@ -397,7 +351,7 @@ def test_graph_positional_encodings_enter_through_node_features() -> None:
     assert with_encoding.node_features.shape == (num_atoms + 1, 16)
     assert torch.equal(with_encoding.node_features[0], torch.zeros(16))  # <bos> stands for no node
     assert torch.equal(with_encoding.node_features[1:], encoding)
-    model = GFMModel(tiny_config(node_feature_dim=16)).eval()
+    model = GFMModel(tiny_gfm_config(node_feature_dim=16)).eval()
     with torch.no_grad():
         out = model(**collate_tokenized_graphs([with_encoding])).last_hidden_state
         plain = model(**collate_tokenized_graphs([tokens])).last_hidden_state

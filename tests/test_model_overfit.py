@@ -13,6 +13,7 @@ from gfm import (
     TokenizedGraph,
     collate_tokenized_graphs,
 )
+from gfm.testing.modeling import tiny_gfm_config
 
 NUM_MOLECULES = 8
 BOS, MASK, ATOM_OFFSET = 1, 3, 8
@@ -68,19 +69,11 @@ def train(model: torch.nn.Module, batch: dict, labels: torch.Tensor, steps: int,
 
 
 def small_config(vocab_size: int, **overrides) -> GFMConfig:
-    settings = dict(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=128,
-        max_position_embeddings=1024,
-        num_edge_types=5,
-        attention_expander_degree=2,
-        attention_num_global_tokens=1,
-    )
+    """The tiny config with room to overfit a few molecules (hidden 64, long positions, 5 edge types)."""
+    settings = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, max_position_embeddings=1024,
+                    num_edge_types=5)
     settings.update(overrides)
-    return GFMConfig(**settings)
+    return tiny_gfm_config(**settings)
 
 
 @pytest.mark.data

@@ -7,12 +7,13 @@ import runpy
 from pathlib import Path
 
 import pytest
-from test_training_helpers import REPO, base_config, reset_accelerate_state, write_config, write_run_inputs
 
+from gfm.testing.paths import source_root
+from gfm.testing.training import base_config, reset_accelerate_state, write_config, write_run_inputs
 from gfm.training import ConfigError, UnknownConfigKeyError
 from gfm.utils.config import parse_overrides
 
-RECIPE = REPO / "pretrain" / "run_pretraining.py"
+RECIPE = source_root() / "pretrain" / "run_pretraining.py"
 
 
 @pytest.fixture(scope="module")

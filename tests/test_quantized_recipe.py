@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from gfm.testing.paths import source_root
+
+ROOT = source_root()
 
 
 @pytest.mark.slow

@@ -12,9 +12,10 @@ from types import ModuleType
 
 import pytest
 
+from gfm.testing.paths import source_root
 from gfm.utils.config import ConfigError, UnknownConfigKeyError, load_config_dataclasses
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = source_root()
 RECIPES = {
     "train_tokenizer": "tokenizers/train_tokenizer.py",
     "train_quantizer": "tokenizers/train_quantizer.py",

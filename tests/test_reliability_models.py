@@ -9,13 +9,11 @@ checks the message names the file or field and the fix.
 from __future__ import annotations
 
 import json
-import shutil
 import struct
 from pathlib import Path
 
 import pytest
 import torch
-from test_training_helpers import TinyGraphTokenizer
 from transformers import AutoConfig, AutoModel, AutoModelForPreTraining
 
 import gfm.modeling  # noqa: F401  (Auto registration)
@@ -33,17 +31,12 @@ from gfm.modeling import (
     GFMNonFiniteWeightsError,
 )
 from gfm.modeling.checkpoint_files import WEIGHTS_MANIFEST_NAME, sha256_file
+from gfm.testing.checkpoints import as_hub_cache
+from gfm.testing.modeling import tiny_gfm_config
+from gfm.testing.training import TinyGraphTokenizer
 from gfm.utils.errors import GFMError
 
 VOCAB = 32  # TinyGraphTokenizer's vocabulary
-REVISION = "0123456789abcdef0123456789abcdef01234567"
-
-
-def tiny_config(**overrides) -> GFMConfig:
-    settings = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                    intermediate_size=64, max_position_embeddings=64)
-    settings.update(overrides)
-    return GFMConfig(**settings)
 
 
 def batch(rows: int = 2, length: int = 6) -> dict[str, torch.Tensor]:
@@ -76,25 +69,9 @@ def overwrite(path: Path, offset: int, data: bytes) -> None:
 def pair(tmp_path: Path) -> tuple[Path, GFMForPretraining]:
     """A checkpoint written by gfm.hub.save_checkpoint (with its weights manifest)."""
     torch.manual_seed(0)
-    model = GFMForPretraining(tiny_config()).eval()
+    model = GFMForPretraining(tiny_gfm_config(vocab_size=VOCAB)).eval()
     directory = save_checkpoint(model, TinyGraphTokenizer(), tmp_path / "gfm-pair")
     return directory, model
-
-
-def as_hub_cache(checkpoint_dir: Path, cache: Path, repo_id: str) -> Path:
-    """Lay ``checkpoint_dir`` out as huggingface_hub's cache does (blobs, snapshots, refs)."""
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    snapshot = repo / "snapshots" / REVISION
-    blobs = repo / "blobs"
-    snapshot.mkdir(parents=True)
-    blobs.mkdir()
-    for file in checkpoint_dir.iterdir():
-        blob = blobs / f"blob-{file.name}"
-        shutil.copy(file, blob)
-        (snapshot / file.name).symlink_to(Path("..") / ".." / "blobs" / blob.name)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(REVISION)
-    return blobs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,7 +110,7 @@ def test_same_size_byte_corruption_is_refused_by_every_loader(pair, tmp_path: Pa
 def test_nan_weights_are_refused_even_without_a_manifest(tmp_path: Path) -> None:
     """A folder from plain save_pretrained (or from before the manifest): the corruption makes NaN embeddings."""
     torch.manual_seed(0)
-    GFMModel(tiny_config()).save_pretrained(tmp_path / "old")
+    GFMModel(tiny_gfm_config(vocab_size=VOCAB)).save_pretrained(tmp_path / "old")
     weights = tmp_path / "old" / "model.safetensors"
     assert not (tmp_path / "old" / WEIGHTS_MANIFEST_NAME).exists()
     begin, _ = tensor_range(weights, "embeddings.embed_tokens.weight")
@@ -144,7 +121,7 @@ def test_nan_weights_are_refused_even_without_a_manifest(tmp_path: Path) -> None
 
 
 def test_saving_a_model_with_nan_weights_is_refused(tmp_path: Path) -> None:
-    model = GFMModel(tiny_config())
+    model = GFMModel(tiny_gfm_config(vocab_size=VOCAB))
     with torch.no_grad():
         model.norm.weight[3] = float("inf")
     with pytest.raises(GFMNonFiniteWeightsError, match=r"GFMModel \(not saved to .*\): weights hold NaN or infinite "
@@ -172,7 +149,7 @@ def edit_config(directory: Path, **changes) -> None:
 
 
 def test_config_with_fewer_layers_than_the_weights_is_refused(tmp_path: Path) -> None:
-    GFMModel(tiny_config()).save_pretrained(tmp_path / "ckpt")
+    GFMModel(tiny_gfm_config(vocab_size=VOCAB)).save_pretrained(tmp_path / "ckpt")
     edit_config(tmp_path / "ckpt", num_hidden_layers=1)
     with pytest.raises(GFMCheckpointMismatchError,
                        match=r"holds backbone weights the model does not have: \['layers\.1\.input_layernorm\.weight'.*"
@@ -186,7 +163,7 @@ def test_config_with_fewer_layers_than_the_weights_is_refused(tmp_path: Path) ->
 
 
 def test_config_with_more_layers_than_the_weights_is_refused(tmp_path: Path) -> None:
-    GFMModel(tiny_config()).save_pretrained(tmp_path / "ckpt")
+    GFMModel(tiny_gfm_config(vocab_size=VOCAB)).save_pretrained(tmp_path / "ckpt")
     edit_config(tmp_path / "ckpt", num_hidden_layers=3)
     with pytest.raises(GFMCheckpointMismatchError, match=r"lacks backbone weights \['layers\.2\..*num_hidden_layers"):
         AutoModel.from_pretrained(tmp_path / "ckpt")
@@ -194,11 +171,11 @@ def test_config_with_more_layers_than_the_weights_is_refused(tmp_path: Path) -> 
 
 def test_task_heads_new_or_left_over_stay_allowed(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    pretraining = GFMForPretraining(tiny_config(tie_word_embeddings=False)).eval()
+    pretraining = GFMForPretraining(tiny_gfm_config(vocab_size=VOCAB, tie_word_embeddings=False)).eval()
     pretraining.save_pretrained(tmp_path / "pretraining")  # lm_head.weight saved (untied)
     head = GFMForNodeClassification.from_pretrained(tmp_path / "pretraining", num_labels=3)  # new score head
     backbone = AutoModel.from_pretrained(tmp_path / "pretraining")  # left-over lm_head
-    classifier = GFMForGraphClassification(tiny_config(num_labels=2)).eval()
+    classifier = GFMForGraphClassification(tiny_gfm_config(vocab_size=VOCAB, num_labels=2)).eval()
     classifier.save_pretrained(tmp_path / "classifier")
     backbone_of_classifier = AutoModel.from_pretrained(tmp_path / "classifier")  # left-over score head
     with torch.no_grad():
@@ -213,7 +190,7 @@ def test_task_heads_new_or_left_over_stay_allowed(tmp_path: Path) -> None:
 # 6. pickle through the back door
 # ---------------------------------------------------------------------------------------------
 def test_planted_pytorch_model_bin_is_refused_and_never_unpickled(tmp_path: Path, monkeypatch) -> None:
-    model = GFMModel(tiny_config())
+    model = GFMModel(tiny_gfm_config(vocab_size=VOCAB))
     model.save_pretrained(tmp_path / "gfm-planted")
     folder = tmp_path / "gfm-planted"
     (folder / "model.safetensors").unlink()
@@ -274,7 +251,7 @@ def test_truncated_safetensors_is_named_for_every_loader(pair, tmp_path: Path, m
 
 def test_empty_batch_and_float_ids_are_named_input_errors() -> None:
     torch.manual_seed(0)
-    for model in (GFMModel(tiny_config()), GFMForPretraining(tiny_config()), GFMForGraphClassification(tiny_config())):
+    for model in (GFMModel(tiny_gfm_config(vocab_size=VOCAB)), GFMForPretraining(tiny_gfm_config(vocab_size=VOCAB)), GFMForGraphClassification(tiny_gfm_config(vocab_size=VOCAB))):
         with pytest.raises(GFMInputError, match=r"the batch is empty: input_ids has shape \(0, 6\) \(0 rows of 6 "
                                                 r"positions\).*drop empty batches"):
             model(input_ids=torch.zeros(0, 6, dtype=torch.long))

@@ -23,17 +23,18 @@ from typing import Any
 
 import pytest
 import torch
-from test_training_helpers import (
+
+from gfm.testing.training import (
     TinyConfig,
     TinyModelForPretraining,
     base_config,
     driver_command,
+    metric_by_step,
     reset_accelerate_state,
     subprocess_env,
     write_config,
     write_run_inputs,
 )
-
 from gfm.training import load_config
 from gfm.training.checkpointing import list_checkpoints, read_trainer_state
 from gfm.training.errors import (
@@ -43,7 +44,6 @@ from gfm.training.errors import (
     TrainingDivergedError,
 )
 from gfm.training.run_lock import LOCK_NAME, RunLock, read_lock_holder
-from gfm.training.tracking import read_metrics
 from gfm.training.trainer import Pretrainer
 from gfm.utils.errors import GFMError
 
@@ -62,11 +62,6 @@ def train(root: Path, inputs: tuple[Path, Path], model_factory=None, trainer_cla
         reset_accelerate_state()
 
 
-def train_losses(run_dir: Path) -> dict[int, float]:
-    return {r["step"]: r["value"] for r in read_metrics(run_dir / "metrics.csv")
-            if r["split"] == "train" and r["metric"] == "loss"}
-
-
 def steps_of(run_dir: Path) -> list[int]:
     return [int(p.name.split("-")[1]) for p in list_checkpoints(run_dir / "checkpoints")]
 
@@ -80,7 +75,7 @@ def test_diverging_run_stops_with_the_step_and_the_last_finite_loss(tmp_path: Pa
         train(tmp_path, inputs, learning_rate=1e6, max_grad_norm=0.0, max_steps=8, logging_steps=1)
     message = str(caught.value)
     run_dir = tmp_path / "run"
-    losses = train_losses(run_dir)
+    losses = metric_by_step(run_dir)
     match = re.search(r"training diverged: the loss is nan at step (\d+) \(1 step\(s\) in a row, "
                       r"max_nonfinite_steps=1\); the last finite loss was (\S+) at step (\d+)\. Nothing was exported",
                       message)

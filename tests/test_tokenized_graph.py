@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from gfm.testing.modeling import random_tokenized_graph
 from gfm.tokenization import (
     TokenizedGraph,
     TokenizedGraphError,
@@ -14,26 +15,8 @@ from gfm.tokenization import (
 
 
 def _random_sequence(length: int, num_nodes: int, seed: int, with_extras: bool = False) -> TokenizedGraph:
-    g = torch.Generator().manual_seed(seed)
-    node_index = torch.randint(-1, num_nodes, (length,), generator=g)
-    edges = torch.randint(0, length, (2, 2 * length), generator=g)
-    extras = {}
-    if with_extras:
-        extras = dict(
-            level_ids=torch.randint(-1, 3, (length,), generator=g),
-            ppr_weight=torch.rand(length, generator=g),
-            node_features=torch.randn(length, 4, generator=g),
-        )
-    return TokenizedGraph(
-        input_ids=torch.randint(0, 50, (length,), generator=g),
-        node_index=node_index,
-        edge_index=edges,
-        edge_type=torch.randint(0, 3, (edges.shape[1],), generator=g),
-        num_nodes=num_nodes,
-        domain="test",
-        metadata={"target_node": seed % num_nodes},
-        **extras,
-    ).validate()
+    return random_tokenized_graph(torch.Generator().manual_seed(seed), length, num_nodes, extras=with_extras,
+                                  domain="test", metadata={"target_node": seed % num_nodes})
 
 
 def _per_sample_view(batch: dict, sample: int):

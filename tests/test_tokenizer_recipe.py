@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 from gfm.data.molecules import molecules_to_graphs
+from gfm.testing.paths import source_root
 from gfm.tokenization import AutoGraphTokenizer
 
-RECIPE = Path(__file__).resolve().parents[1] / "tokenizers" / "train_tokenizer.py"
+RECIPE = source_root() / "tokenizers" / "train_tokenizer.py"
 
 
 def _config(tmp_path: Path, **extra: object) -> Path:

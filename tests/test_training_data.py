@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_training_helpers import write_corpus
 
+from gfm.testing.training import write_corpus
 from gfm.tokenization.tokenized_graph import pack_tokenized_graphs
 from gfm.training.data import (
     BatchPlan,

@@ -19,16 +19,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_training_helpers import (
+
+from gfm.testing.paths import source_root
+from gfm.testing.training import (
     PYTHON,
-    REPO,
     base_config,
     reset_accelerate_state,
     subprocess_env,
     write_config,
     write_run_inputs,
 )
-
 from gfm.training import load_config, run_pretraining
 from gfm.training.tracking import read_metrics
 
@@ -36,6 +36,7 @@ pytestmark = pytest.mark.distributed
 
 TOLERANCE = 1e-6  # relative, per step (measured: <= 2e-8 over 4 steps)
 ACCELERATE = str(Path(PYTHON).with_name("accelerate"))
+REPO = source_root()
 
 
 def free_port() -> int:
@@ -70,7 +71,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
     reset_accelerate_state()
     driver = root / "driver.py"
     driver.write_text(
-        "import runpy\nimport test_training_helpers  # noqa: F401\n"
+        "import runpy\nimport gfm.testing.training  # noqa: F401\n"
         f"runpy.run_path({str(REPO / 'pretrain' / 'run_pretraining.py')!r}, run_name='__main__')\n"
     )
     return {"root": root, "inputs": inputs, "common": common, "driver": driver,

@@ -8,22 +8,17 @@ import subprocess
 import time
 from pathlib import Path
 
-from test_training_helpers import (
+from gfm.testing.training import (
     base_config,
     driver_command,
+    metric_by_step,
     reset_accelerate_state,
     subprocess_env,
     write_config,
     write_run_inputs,
 )
-
 from gfm.training import load_config, run_pretraining
 from gfm.training.checkpointing import find_latest_checkpoint, verify_checkpoint
-from gfm.training.tracking import read_metrics
-
-
-def train_losses(run_dir: Path) -> dict[int, float]:
-    return {r["step"]: r["value"] for r in read_metrics(run_dir / "metrics.csv") if r["split"] == "train" and r["metric"] == "loss"}
 
 
 def test_sigkill_mid_epoch_then_resume_replays_the_same_losses(tmp_path: Path) -> None:
@@ -34,7 +29,7 @@ def test_sigkill_mid_epoch_then_resume_replays_the_same_losses(tmp_path: Path) -
     reset_accelerate_state()
     run_pretraining(load_config(None, base_config(tmp_path / "reference", *inputs, **common, stop_after_steps=16)))
     reset_accelerate_state()
-    reference = train_losses(tmp_path / "reference" / "run")
+    reference = metric_by_step(tmp_path / "reference" / "run")
 
     config = write_config(tmp_path / "run.yaml", base_config(tmp_path, *inputs, **common))
     run_dir = tmp_path / "run"
@@ -61,7 +56,7 @@ def test_sigkill_mid_epoch_then_resume_replays_the_same_losses(tmp_path: Path) -
     reset_accelerate_state()
     run_pretraining(load_config(config, {"resume_from_checkpoint": "latest", "stop_after_steps": 16}))
     reset_accelerate_state()
-    resumed = train_losses(run_dir)
+    resumed = metric_by_step(run_dir)
     assert sorted(resumed) == list(range(1, 17))
     assert resumed == reference, {s: (resumed[s], reference[s]) for s in reference if resumed[s] != reference[s]}
     assert not list(checkpoints.glob(".tmp-*")), "a partial checkpoint left by the kill is cleared by the next save"

@@ -10,16 +10,17 @@ from typing import Any
 
 import pytest
 import torch
-from test_training_helpers import (
+
+from gfm.testing.training import (
     PYTHON,
     TinyGraphTokenizer,
     base_config,
+    metric_by_step,
     reset_accelerate_state,
     subprocess_env,
     write_config,
     write_run_inputs,
 )
-
 from gfm.training import (
     CheckpointConfigMismatchError,
     ConfigError,
@@ -45,10 +46,6 @@ def train(root: Path, inputs: tuple[Path, Path], **overrides: Any) -> dict[str, 
     summary = run_pretraining(load_config(None, base_config(root, *inputs, **overrides)))
     reset_accelerate_state()
     return summary
-
-
-def step_losses(run_dir: Path, metric: str = "loss") -> dict[int, float]:
-    return {r["step"]: r["value"] for r in read_metrics(run_dir / "metrics.csv") if r["split"] == "train" and r["metric"] == metric}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,7 +85,7 @@ def test_tokenizer_model_vocabulary_mismatch_fails_before_training(tmp_path: Pat
         train(tmp_path, inputs, tokenizer_name_or_path=str(small))
 
     def wrong_model(config, tokenizer, settings):  # a model built for another vocabulary
-        from test_training_helpers import TinyConfig, TinyModelForPretraining
+        from gfm.testing.training import TinyConfig, TinyModelForPretraining
 
         return TinyModelForPretraining(TinyConfig(vocab_size=tokenizer.vocab_size + 5))
 
@@ -126,7 +123,7 @@ def test_gradient_accumulation_equals_one_big_micro_batch(tmp_path: Path, inputs
               "max_steps": 5, "global_batch_rows": 4}
     train(tmp_path / "a", inputs, micro_batch_rows=4, **common)
     train(tmp_path / "b", inputs, micro_batch_rows=1, **common)
-    a, b = step_losses(tmp_path / "a" / "run"), step_losses(tmp_path / "b" / "run")
+    a, b = metric_by_step(tmp_path / "a" / "run"), metric_by_step(tmp_path / "b" / "run")
     assert list(a) == [1, 2, 3, 4, 5]
     for step in a:
         assert a[step] == pytest.approx(b[step], rel=1e-5, abs=1e-6)
@@ -142,10 +139,10 @@ def test_resume_gives_the_same_losses_step_for_step(tmp_path: Path, inputs: tupl
     assert stopped == {"steps": 3, "stopped_early": True, "checkpoint_step": 3}
     # a second segment resumes at step 3 and must replay steps 4..8 exactly
     train(partial, inputs, **common, resume_from_checkpoint="latest")
-    full, resumed = step_losses(tmp_path / "full" / "run"), step_losses(partial / "run")
+    full, resumed = metric_by_step(tmp_path / "full" / "run"), metric_by_step(partial / "run")
     assert sorted(resumed) == list(range(1, 9))
     assert resumed == full  # bitwise: same floats step for step
-    lr_full, lr_resumed = step_losses(tmp_path / "full" / "run", "lr"), step_losses(partial / "run", "lr")
+    lr_full, lr_resumed = metric_by_step(tmp_path / "full" / "run", "lr"), metric_by_step(partial / "run", "lr")
     assert lr_full == lr_resumed
     state = verify_checkpoint(partial / "run" / "checkpoints" / "step-00000006")
     assert (state["next_epoch"], state["step"]) == (0, 6)
@@ -169,7 +166,7 @@ def test_half_written_or_corrupted_checkpoints_are_never_loaded(tmp_path: Path, 
         verify_checkpoint(root / "step-00000004")
     assert find_latest_checkpoint(root) == root / "step-00000002"
     train(tmp_path, inputs, **common, resume_from_checkpoint="latest")
-    assert step_losses(run) == step_losses(tmp_path / "full" / "run")
+    assert metric_by_step(run) == metric_by_step(tmp_path / "full" / "run")
     assert not partial.exists(), "the stale partial checkpoint is cleared by the next save of that step"
     with pytest.raises(CorruptCheckpointError, match="no trainer_state.json"):
         (root / "bad").mkdir()
@@ -202,9 +199,8 @@ def test_export_loads_without_deepspeed(tmp_path: Path, inputs: tuple[Path, Path
                     model_config={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
                                   "max_position_embeddings": 64})
     final = Path(summary["export_dir"])
-    from test_training_helpers import make_graph
-
     from gfm.modeling import GFMForPretraining
+    from gfm.testing.training import make_graph
     from gfm.tokenization.tokenized_graph import pack_tokenized_graphs
 
     batch = pack_tokenized_graphs([make_graph(torch.Generator().manual_seed(0), "alpha", 1)], token_budget=48)
@@ -219,7 +215,7 @@ import sys
 sys.modules['deepspeed'] = None  # any import of deepspeed now raises ImportError
 import torch
 import gfm  # registers the gfm model classes with the Auto classes
-import test_training_helpers  # registers the stand-in tokenizer class of this corpus
+import gfm.testing.training  # noqa: F401  (registers the stand-in tokenizer class of this corpus)
 from transformers import AutoModel, AutoModelForPreTraining
 from gfm.tokenization.base import AutoGraphTokenizer
 batch = torch.load({str(tmp_path / 'batch.pt')!r}, weights_only=True)
@@ -262,7 +258,7 @@ def test_gradient_checkpointing_gives_the_same_losses(tmp_path: Path, inputs: tu
                                "max_position_embeddings": 64, "hidden_dropout": 0.0}}
     train(tmp_path / "plain", inputs, **common)
     train(tmp_path / "checkpointed", inputs, **common, gradient_checkpointing=True)
-    plain, checkpointed = step_losses(tmp_path / "plain" / "run"), step_losses(tmp_path / "checkpointed" / "run")
+    plain, checkpointed = metric_by_step(tmp_path / "plain" / "run"), metric_by_step(tmp_path / "checkpointed" / "run")
     assert plain.keys() == checkpointed.keys() == {1, 2, 3}
     for step in plain:
         assert checkpointed[step] == pytest.approx(plain[step], rel=1e-6)

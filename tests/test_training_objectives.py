@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
-from test_training_helpers import NUM_SPECIAL, make_graph
 
+from gfm.testing.training import NUM_SPECIAL, make_graph
 from gfm.tokenization.tokenized_graph import TokenizedGraph, pack_tokenized_graphs
 from gfm.training.objectives import (
     IGNORE_INDEX,

@@ -25,25 +25,15 @@ from gfm.evaluation.zero_shot import (
     run_node_classification,
     write_zero_shot_report,
 )
-from gfm.hub import save_checkpoint
-from gfm.modeling import GFMConfig, GFMForPretraining
 from gfm.pipelines.zero_shot import GFMZeroShotMethod
-from gfm.tokenization.eulerian import EulerianTokenizer
-
-
-@pytest.fixture(scope="module")
-def karate():
-    return load("packaged/karate")
+from gfm.testing.checkpoints import save_tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
 def gfm_methods(tmp_path_factory, karate):
-    tokenizer = EulerianTokenizer.train([strip_attributes(karate.graphs[0])], num_index_tokens=64)
-    config = GFMConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                       pad_token_id=tokenizer.pad_token_id, max_position_embeddings=1024)
-    directory = tmp_path_factory.mktemp("zs") / "ckpt"
-    torch.manual_seed(0)
-    save_checkpoint(GFMForPretraining(config), tokenizer, directory)
+    directory = save_tiny_checkpoint(tmp_path_factory.mktemp("zs") / "ckpt", [strip_attributes(karate.graphs[0])],
+                                     hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                     max_position_embeddings=1024)
     model, tokenizer = load_pretrained_for_task(directory, karate.task)
     encoder = TaskSampleEncoder(tokenizer, SamplingConfig(num_hops=1, max_neighbors=5, attributes="drop"))
     return model, encoder

@@ -5,7 +5,8 @@ its tests stay fast and independent of the real model; the real ``GFMForPretrain
 real tokenizers are exercised by the ``data``-marked tests and the recipe runs.
 
 Importing this module registers ``gfm-test-tiny`` with transformers' Auto classes and
-``TinyGraphTokenizer`` with gfm's tokenizer registry (subprocess drivers import it first).
+``TinyGraphTokenizer`` with gfm's tokenizer registry (subprocess drivers import it first, see
+:func:`driver_command`).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForPreTraining, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import MaskedLMOutput
 
+from gfm.testing.paths import source_root
 from gfm.tokenization.base import GraphTokenizer, content_hash, read_tokenizer_config
 from gfm.tokenization.tokenized_graph import TokenizedGraph
+from gfm.training.tracking import read_metrics
 
-REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 NUM_SPECIAL = 7  # <pad> <bos> <eos> <mask> <sep> <jump> <unk>
 
@@ -219,22 +221,29 @@ def write_config(path: Path, values: dict[str, Any]) -> Path:
 
 def driver_command(config_path: Path, *extra: str) -> list[str]:
     """``python -c`` that registers the stand-ins, then runs the recipe (as `python pretrain/...` would)."""
+    recipe = source_root() / "pretrain" / "run_pretraining.py"
     code = (
-        "import sys, runpy; import test_training_helpers; "
+        "import sys, runpy; import gfm.testing.training; "
         f"sys.argv = ['run_pretraining.py', '--config', {str(config_path)!r}, *{list(extra)!r}]; "
-        f"runpy.run_path({str(REPO / 'pretrain' / 'run_pretraining.py')!r}, run_name='__main__')"
+        f"runpy.run_path({str(recipe)!r}, run_name='__main__')"
     )
     return [PYTHON, "-c", code]
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment of a driver subprocess: one thread, offline, the source tree importable."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONPATH"] = os.pathsep.join([str(source_root()), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.setdefault("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache" / "gfm" / "torch_extensions"))
     env.update({"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                 "TOKENIZERS_PARALLELISM": "false", "PYTHONHASHSEED": "0"})
     env.update(extra)
     return env
+
+
+def metric_by_step(run_dir: Path, metric: str = "loss", split: str = "train") -> dict[int, float]:
+    """``{step: value}`` of one metric of a finished run, read from ``run_dir/metrics.csv``."""
+    return {r["step"]: r["value"] for r in read_metrics(run_dir / "metrics.csv") if r["split"] == split and r["metric"] == metric}
 
 
 def reset_accelerate_state() -> None:
