@@ -8,11 +8,12 @@ plus files of its own with names that cannot collide with a model's (``config.js
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,7 +24,16 @@ from gfm.utils.errors import GFMError
 
 from .tokenized_graph import TokenizedGraph, collate_tokenized_graphs
 
-__all__ = ["GraphTokenizer", "AutoGraphTokenizer", "TOKENIZER_CONFIG_NAME", "TokenizerLoadError", "content_hash"]
+__all__ = [
+    "GraphTokenizer",
+    "AutoGraphTokenizer",
+    "TOKENIZER_CONFIG_NAME",
+    "TokenizerLoadError",
+    "content_hash",
+    "check_known_keys",
+    "check_version",
+    "check_special_ids",
+]
 
 TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
 
@@ -140,9 +150,85 @@ def read_tokenizer_config(directory: str | os.PathLike) -> dict[str, Any]:
             "(write one with tokenizer.save_pretrained(dir))"
         )
     try:
-        return json.loads(path.read_text())
+        config = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise TokenizerLoadError(f"{path}: not valid JSON ({err}); the file is damaged, save the tokenizer again") from err
+    if not isinstance(config, dict):
+        raise TokenizerLoadError(
+            f"{path}: holds a JSON {type(config).__name__}, not an object; the file is damaged, save the tokenizer again"
+        )
+    return config
+
+
+def check_known_keys(path: str | os.PathLike, entry: Any, known: Iterable[str], where: str = "") -> None:
+    """Raise :class:`TokenizerLoadError` if the JSON object ``entry`` of file ``path`` holds a key
+    this gfm does not write (an edit, a typo, or a file from a newer gfm).
+
+    Args:
+        path: the file, named in the message.
+        entry: the JSON object read from it (anything else is an error too).
+        known: the keys this gfm writes there.
+        where: the object's place in the file (``"settings"``, ``"schemas[0]"``), ``""`` for the top level.
+
+    The message names the file, the key, the closest known key and the fix.
+    """
+    inside = f" in '{where}'" if where else ""
+    if not isinstance(entry, Mapping):
+        raise TokenizerLoadError(
+            f"{path}: expected a JSON object{inside}, found {type(entry).__name__} {entry!r:.80}; the file was edited "
+            "or damaged: save the tokenizer again"
+        )
+    known = sorted(known)
+    unknown = [key for key in entry if key not in known]
+    if not unknown:
+        return
+    key = str(unknown[0])
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    more = f" (and {len(unknown) - 1} more unknown: {[str(k) for k in unknown[1:]]})" if len(unknown) > 1 else ""
+    raise TokenizerLoadError(
+        f"{path}: unknown key {key!r}{inside}{hint}{more}; this gfm reads only {known} there: remove it or correct "
+        "its spelling (if a newer gfm wrote this file, upgrade gfm)"
+    )
+
+
+def check_version(path: str | os.PathLike, key: str, found: Any, supported: Sequence[int]) -> None:
+    """Raise :class:`TokenizerLoadError` unless ``found`` (the file's ``key``) is one of ``supported``."""
+    if found in supported and not isinstance(found, bool):
+        return
+    versions = ", ".join(str(v) for v in supported)
+    raise TokenizerLoadError(
+        f"{path}: {key!r} is {found!r}; this gfm reads {key} {versions} of this file. A newer gfm wrote it (upgrade "
+        "gfm: pip install -U gfm) or it was edited (restore the value, or save the tokenizer again with this gfm)"
+    )
+
+
+def check_special_ids(
+    path: str | os.PathLike, found: Mapping[str, tuple[str, Any]], expected: Mapping[str, int], tokenizer_class: str
+) -> None:
+    """Raise :class:`TokenizerLoadError` if a file records other ids for the special tokens than the fixed ones.
+
+    Args:
+        path: the file, named in the message.
+        found: special token -> ``(the key or list it was read from, the id found)``.
+        expected: special token -> the id this gfm gives it.
+        tokenizer_class: named in the message.
+    """
+    wrong = [(token, where, value) for token, (where, value) in found.items() if value != expected[token]]
+    if not wrong:
+        return
+    parts = []
+    for number, (token, where, value) in enumerate(wrong):
+        if number == 0:
+            parts.append(f"special token {token!r} has id {value!r} in {where!r}, but this gfm's {tokenizer_class} "
+                         f"uses id {expected[token]}")
+        else:
+            parts.append(f"{token!r} has id {value!r} in {where!r}, but this gfm uses id {expected[token]}")
+    raise TokenizerLoadError(
+        f"{path}: " + "; ".join(parts) + ". The special token ids are fixed (gfm/tokenization/special_tokens.py) "
+        "and written into every corpus and checkpoint made with the tokenizer, so they cannot be remapped by "
+        "editing the file: restore the ids, or save the tokenizer again"
+    )
 
 
 class AutoGraphTokenizer:

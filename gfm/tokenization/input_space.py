@@ -59,6 +59,7 @@ and degree are zeros, its feature channel is computed as usual (documented, test
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import math
@@ -703,12 +704,19 @@ class GraphInputProjector:
         meta = json.loads(metadata["gfm_input_space"])
         if meta.get("format_version") != _FORMAT_VERSION:
             raise InputSpaceError(
-                f"{path}: format_version {meta.get('format_version')} is not {_FORMAT_VERSION}"
+                f"{path}: 'format_version' is {meta.get('format_version')!r}; this gfm reads format_version "
+                f"{_FORMAT_VERSION} of this file. A newer gfm wrote it (upgrade gfm: pip install -U gfm) or it was "
+                "edited (save the projector or tokenizer again with this gfm)"
             )
-        known = {f.name for f in fields(InputSpaceConfig)}
-        unknown = set(meta["config"]) - known
+        known = sorted(f.name for f in fields(InputSpaceConfig))
+        unknown = sorted(set(meta["config"]) - set(known))
         if unknown:
-            raise InputSpaceError(f"{path}: unknown input-space settings {sorted(unknown)}")
+            close = difflib.get_close_matches(unknown[0], known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise InputSpaceError(
+                f"{path}: unknown input-space setting {unknown[0]!r}{hint} (all unknown: {unknown}); this gfm reads "
+                f"only {known}: save the projector or tokenizer again"
+            )
         projector = cls(InputSpaceConfig(**meta["config"]))
         for schema in meta["schemas"]:
             index = schema["index"]

@@ -62,7 +62,16 @@ from torch_geometric.data import Data
 from gfm.utils.errors import GFMError
 from gfm.utils.io import atomic_write_bytes, atomic_write_json
 
-from ..base import GraphTokenizer, TokenizerLoadError, content_hash, read_tokenizer_config
+from ..base import (
+    TOKENIZER_CONFIG_NAME,
+    GraphTokenizer,
+    TokenizerLoadError,
+    check_known_keys,
+    check_special_ids,
+    check_version,
+    content_hash,
+    read_tokenizer_config,
+)
 from ..special_tokens import SpecialTokensMixin
 from ..tokenized_graph import TokenizedGraph
 from .graphs import GraphArrays, GraphInputError, PreparedBatch, prepare_batch, read_graph
@@ -113,6 +122,21 @@ _OFFSET_SALT = 0x6F66667365745F73  # separates the offset draw from the walk's r
 _DEFAULT_BATCH = 512  # graphs per vectorized pass (measured fastest on molecules)
 # specials that never occur inside the part of a sequence merges apply to
 _OUTSIDE_MERGES = ("<pad>", "<bos>", "<eos>", "<mask>", "<sep>", "<target_node>", "<target_edge>")
+
+# -- what tokenizer_config.json and eulerian_vocab.json hold (from_pretrained refuses anything else) --
+#: ``format_version`` values of ``tokenizer_config.json`` this gfm reads (the last one it writes);
+#: files written before the key existed are version 1
+_FORMAT_VERSIONS: tuple[int, ...] = (1,)
+_EDGE_TYPES = {"edge": EDGE_TYPE_EDGE, "reverse": EDGE_TYPE_REVERSE, "duplicate": EDGE_TYPE_DUPLICATE,
+               "step_token": EDGE_TYPE_STEP_TOKEN, "merged_node": EDGE_TYPE_MERGED_NODE}
+_SETTINGS_KEYS = ("default_domain", "random_index_offset", "unknown", "add_special_tokens")
+#: special token -> the ``tokenizer_config.json`` key recording its id
+_ID_KEYS = {"<pad>": "pad_token_id", "<bos>": "bos_token_id", "<eos>": "eos_token_id", "<mask>": "mask_token_id",
+            "<sep>": "sep_token_id", "<jump>": "jump_token_id", "<unk>": "unk_token_id",
+            "<target_node>": "target_node_token_id", "<target_edge>": "target_edge_token_id"}
+_CONFIG_KEYS = ("tokenizer_class", "content_hash", "vocab_size", "format_version", "vocab_file", "merges_file",
+                "base_vocab_size", "special_tokens", "edge_types", *_ID_KEYS.values(), *_SETTINGS_KEYS)
+_MERGES_RECORD_KEYS = ("model_type", "sha256", "base_vocab_size", "pieces")
 
 
 class EulerianDecodeError(GFMError, ValueError):
@@ -1091,7 +1115,13 @@ class EulerianTokenizer(SpecialTokensMixin, GraphTokenizer):
         return self._split(merged)
 
     # ------------------------------------------------------------------ decoding
-    def decode(self, sequence: TokenizedGraph | Sequence[int] | torch.Tensor | np.ndarray, *, unk_value: int = -1) -> Data:
+    def decode(
+        self,
+        sequence: TokenizedGraph | Sequence[int] | torch.Tensor | np.ndarray,
+        *,
+        unk_value: int = -1,
+        strict: bool = True,
+    ) -> Data:
         """Rebuild the graph from a token sequence (merged or base ids; trailing ``<pad>`` allowed).
 
         Nodes come back numbered by first visit (``metadata["node_order"]`` of the encoding maps
@@ -1099,12 +1129,23 @@ class EulerianTokenizer(SpecialTokensMixin, GraphTokenizer):
         :attr:`continuous_tolerance`; undirected edges come back in both directions; targets
         come back as ``data.target_node`` / ``data.target_edge``.
 
+        A sequence that starts with ``<bos>`` must end with ``<eos>``: one that stops early (cut
+        to a ``max_length``, a generation that did not finish) is an error naming where it ended,
+        how many tokens and nodes and edges were read, and what was expected next. A sequence
+        encoded with ``add_special_tokens=False`` has no end marker, so only a cut inside a node,
+        an edge or a multi-token index is detected there.
+
         Args:
             sequence: a :class:`TokenizedGraph` or its ``input_ids`` as any integer sequence.
             unk_value: value written for a categorical ``<unk>``.
+            strict: ``False``: a sequence that ends early gives the graph read before the cut (every
+                node, edge and target read completely; a part cut in the middle is left out), with
+                ``data.partial = True`` and a logged warning; a complete one gives
+                ``data.partial = False``. Malformed sequences are errors either way.
 
         Raises:
-            EulerianDecodeError: the sequence is malformed (the message gives position and reason).
+            EulerianDecodeError: the sequence is malformed, or (``strict=True``) ends early; the
+                message gives the position and the reason.
         """
         if isinstance(sequence, TokenizedGraph):
             sequence = sequence.input_ids
@@ -1118,11 +1159,12 @@ class EulerianTokenizer(SpecialTokensMixin, GraphTokenizer):
             raise EulerianDecodeError(
                 f"position {int(bad[0])}: id {int(ids[bad[0]])} is outside the vocabulary [0, {self.vocab_size})"
             )
+        given = len(ids)
         position_of = None
         if self.merges is not None and len(ids) and ids.max() >= self.base_vocab_size:
             ids, lengths = self.merges.expand(ids)
             position_of = np.repeat(np.arange(len(lengths)), lengths)
-        return _Decoder(self, ids, position_of, unk_value).run()
+        return _Decoder(self, ids, position_of, unk_value, strict=strict, given=given).run()
 
     # ------------------------------------------------------------------ persistence
     def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
@@ -1136,6 +1178,7 @@ class EulerianTokenizer(SpecialTokensMixin, GraphTokenizer):
         elif (directory / MERGES_FILE).exists():
             (directory / MERGES_FILE).unlink()
         extra = {
+            "format_version": _FORMAT_VERSIONS[-1],
             "vocab_file": VOCAB_FILE,
             "merges_file": MERGES_FILE if self.merges is not None else None,
             "base_vocab_size": self.base_vocab_size,
@@ -1148,8 +1191,7 @@ class EulerianTokenizer(SpecialTokensMixin, GraphTokenizer):
             "unk_token_id": self.unk_token_id,
             "target_node_token_id": self.target_node_token_id,
             "target_edge_token_id": self.target_edge_token_id,
-            "edge_types": {"edge": EDGE_TYPE_EDGE, "reverse": EDGE_TYPE_REVERSE, "duplicate": EDGE_TYPE_DUPLICATE,
-                           "step_token": EDGE_TYPE_STEP_TOKEN, "merged_node": EDGE_TYPE_MERGED_NODE},
+            "edge_types": dict(_EDGE_TYPES),
             **self._settings(),
         }
         self._write_tokenizer_config(directory, extra)
@@ -1158,14 +1200,26 @@ class EulerianTokenizer(SpecialTokensMixin, GraphTokenizer):
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, **kwargs: Any) -> EulerianTokenizer:
         """Load a tokenizer written by :meth:`save_pretrained`; ``kwargs`` override constructor settings
-        (``backend``, ``unknown``, ...) after the files were checked against their content hash."""
+        (``backend``, ``unknown``, ...) after the files were checked against their content hash.
+
+        Raises:
+            TokenizerLoadError: a missing or damaged file; a key this gfm does not write (named with
+                its closest known key); a ``format_version`` / ``version`` this gfm does not read;
+                special-token ids other than the fixed ones; settings in ``tokenizer_config.json``
+                that differ from the vocabulary file's; merges that do not match the vocabulary; a
+                content hash that differs from the files'. Each message names the file and the fix.
+        """
         directory = Path(directory)
         config = read_tokenizer_config(directory)
+        config_path = directory / TOKENIZER_CONFIG_NAME
         if config.get("tokenizer_class") != cls.__name__:
             raise TokenizerLoadError(
                 f"{directory}: holds a {config.get('tokenizer_class')!r}, not an {cls.__name__}; "
                 "load it with AutoGraphTokenizer.from_pretrained"
             )
+        check_known_keys(config_path, config, _CONFIG_KEYS)
+        check_version(config_path, "format_version", config.get("format_version", 1), _FORMAT_VERSIONS)
+        cls._check_config_ids(config_path, config)
         vocab_path = directory / config.get("vocab_file", VOCAB_FILE)
         if not vocab_path.is_file():
             raise TokenizerLoadError(f"{directory}: missing {vocab_path.name}; save the tokenizer again")
@@ -1177,9 +1231,12 @@ class EulerianTokenizer(SpecialTokensMixin, GraphTokenizer):
             vocabulary = EulerianVocabulary.from_json(payload, str(vocab_path))
         except VocabularyError as err:
             raise TokenizerLoadError(str(err)) from err
+        settings = payload.get("settings", {})
+        check_known_keys(vocab_path, settings, _SETTINGS_KEYS, "settings")
         record = payload.get("merges")
         merges = None
         if record is not None:
+            check_known_keys(vocab_path, record, _MERGES_RECORD_KEYS, "merges")
             merges_path = directory / (config.get("merges_file") or MERGES_FILE)
             if not merges_path.is_file():
                 raise TokenizerLoadError(
@@ -1203,21 +1260,77 @@ class EulerianTokenizer(SpecialTokensMixin, GraphTokenizer):
                 f"{directory}: found {MERGES_FILE} but the vocabulary records no merges: the merges do not "
                 "match this vocabulary; remove the file or save the tokenizer again"
             )
-        settings = payload.get("settings", {})
-        tokenizer = cls(vocabulary, merges, **settings)
+        try:
+            tokenizer = cls(vocabulary, merges, **settings)
+        except ValueError as err:
+            raise TokenizerLoadError(f"{vocab_path}: 'settings': {err}; restore the value or save the tokenizer "
+                                     "again") from err
+        for key in _SETTINGS_KEYS:
+            if key in config and key in settings and config[key] != settings[key]:
+                raise TokenizerLoadError(
+                    f"{config_path}: {key!r} is {config[key]!r} but {vocab_path.name} (which decides) has "
+                    f"{settings[key]!r}: the two files disagree, so one was edited and the edit would be ignored. "
+                    f"To load with another setting, pass it: EulerianTokenizer.from_pretrained(directory, "
+                    f"{key}={config[key]!r}); otherwise restore {settings[key]!r} in {config_path.name}"
+                )
         stored = config.get("content_hash")
         if stored != tokenizer.content_hash:
             raise TokenizerLoadError(
                 f"{directory}: content hash {tokenizer.content_hash[:12]}... of the files differs from the one in "
                 f"tokenizer_config.json ({str(stored)[:12]}...): the files were changed after saving; save again"
             )
+        for key, value in (("vocab_size", tokenizer.vocab_size), ("base_vocab_size", tokenizer.base_vocab_size)):
+            if key in config and config[key] != value:
+                raise TokenizerLoadError(
+                    f"{config_path}: {key!r} is {config[key]!r} but the vocabulary in {vocab_path.name} has {value} "
+                    "tokens: the file was edited; restore the value or save the tokenizer again"
+                )
         return cls(vocabulary, merges, **{**settings, **kwargs}) if kwargs else tokenizer
+
+    @classmethod
+    def _check_config_ids(cls, config_path: Path, config: dict[str, Any]) -> None:
+        """Special-token ids and link types recorded in ``tokenizer_config.json`` must be the fixed ones."""
+        expected = {name: i for i, name in enumerate(EULERIAN_SPECIAL_TOKENS)}
+        found: dict[str, tuple[str, Any]] = {}
+        for token, key in _ID_KEYS.items():
+            if key in config:
+                found[token] = (key, config[key])
+        recorded = config.get("special_tokens")
+        if recorded is not None:
+            check_known_keys(config_path, recorded, EULERIAN_SPECIAL_TOKENS, "special_tokens")
+            for token, value in recorded.items():
+                if value != expected[token] or token not in found:
+                    found[token] = ("special_tokens", value)
+        check_special_ids(config_path, found, expected, cls.__name__)
+        types = config.get("edge_types")
+        if types is not None and types != _EDGE_TYPES:
+            raise TokenizerLoadError(
+                f"{config_path}: 'edge_types' is {types!r} but this gfm's link types are {_EDGE_TYPES} (fixed, "
+                "written into every corpus); restore them or save the tokenizer again"
+            )
+
+
+class _Truncated(EulerianDecodeError):
+    """The sequence ends where more tokens were expected; ``short`` is the message without the advice."""
+
+    def __init__(self, message: str, short: str) -> None:
+        super().__init__(message)
+        self.short = short
+
+
+_CUT_ADVICE = "decode(..., strict=False) returns the graph read so far, marked graph.partial = True"
 
 
 class _Decoder:
-    """One pass over a base id sequence (see the module docstring for the grammar)."""
+    """One pass over a base id sequence (see the module docstring for the grammar).
 
-    def __init__(self, tokenizer: EulerianTokenizer, ids: np.ndarray, position_of: np.ndarray | None, unk_value: int):
+    ``given`` is the number of ids the caller passed (merged ids count once), for messages. With
+    ``strict=False`` a sequence that ends early gives the graph of the nodes, edges and targets
+    read completely before the cut (:meth:`mark` records that state after every complete part).
+    """
+
+    def __init__(self, tokenizer: EulerianTokenizer, ids: np.ndarray, position_of: np.ndarray | None, unk_value: int,
+                 strict: bool = True, given: int | None = None):
         vocabulary = tokenizer.vocabulary
         self.tokenizer = tokenizer
         self.vocabulary = vocabulary
@@ -1226,7 +1339,19 @@ class _Decoder:
         self.payload = vocabulary.payload[ids].tolist()
         self.position_of = position_of
         self.unk_value = unk_value
+        self.strict = strict
+        self.given = len(self.ids) if given is None else given
         self.special = {name: EULERIAN_SPECIAL_TOKENS.index(name) for name in EULERIAN_SPECIAL_TOKENS}
+        self.partial = False
+        self.offset = 0
+        self.count = 0
+        self.visits: list[tuple[str, int, int, int]] = []
+        self.steps: list[tuple[int, bool, bool, int]] = []  # (visit index, duplicate, against arc, position)
+        self.targets: dict[str, list[tuple[int, int, int]]] = {}
+        self.node_values: dict[str, list] = {}
+        self.edge_values: dict[str, list] = {}
+        self.state = "start"  # what was read last: "start" (schema, offset), "walk" (a visit), "targets"
+        self._mark: tuple | None = None
 
     # -- helpers ------------------------------------------------------------------------------
     def where(self, position: int) -> str:
@@ -1241,8 +1366,55 @@ class _Decoder:
             return "the end of the sequence"
         return repr(self.vocabulary.tokens[self.ids[position]])
 
+    def read_so_far(self) -> str:
+        edges = sum(1 for step in self.steps if not step[1])
+        return f"{self.count} node{'' if self.count == 1 else 's'} and {edges} edge{'' if edges == 1 else 's'} read"
+
+    def expected(self) -> str:
+        """What may follow the last complete part (for the message of a sequence without ``<eos>``)."""
+        schema = self.schema
+        node = "<node>" if not schema.node_fields else "a new node's attribute tokens"
+        if self.state == "targets":
+            return "<target_node>, <target_edge> or <eos>"
+        if self.state == "start":
+            return f"the first node ({node}), <target_node>, <target_edge> or <eos>"
+        if schema.directed:
+            step = "<fwd> or <bwd> (the next edge)"
+        elif schema.edge_fields:
+            spec = schema.edge_fields[0]
+            step = f"the next edge's attribute tokens ({schema.domain}/{spec.name}[0]...)"
+        else:
+            step = f"the next node ({node} or a node index <i:..>)"
+        return f"{step}, <dup>, <jump>, <target_node>, <target_edge> or <eos>"
+
+    def cut(self, position: int, short: str, advice: str) -> None:
+        """Raise :class:`_Truncated`: the sequence ends at ``position`` where more was expected."""
+        short = f"{self.where(position)}: {short}"
+        raise _Truncated(f"{short}{advice}", short)
+
     def fail(self, position: int, reason: str) -> None:
+        if position >= len(self.ids):
+            self.cut(position, f"{reason} (after {self.given} tokens, {self.read_so_far()})",
+                     f": the sequence was cut short (truncated to a max_length?); decode the whole sequence, or "
+                     f"{_CUT_ADVICE}")
         raise EulerianDecodeError(f"{self.where(position)}: {reason}")
+
+    def mark(self, state: str | None = None) -> None:
+        """Record the state after a complete part (what ``strict=False`` returns if the sequence ends next)."""
+        if state is not None:
+            self.state = state
+        self._mark = (len(self.visits), self.count, {k: len(v) for k, v in self.node_values.items()},
+                      {k: len(v) for k, v in self.edge_values.items()}, len(self.steps), dict(self.targets),
+                      self.offset, self.state)
+
+    def restore(self) -> None:
+        assert self._mark is not None
+        visits, self.count, nodes, edges, steps, self.targets, self.offset, self.state = self._mark
+        del self.visits[visits:]
+        del self.steps[steps:]
+        for values, lengths in ((self.node_values, nodes), (self.edge_values, edges)):
+            for key, length in lengths.items():
+                del values[key][length:]
 
     def read_index(self, p: int) -> tuple[int, int]:
         kind = self.kind[p]
@@ -1319,7 +1491,18 @@ class _Decoder:
 
     def resolve(self, label: int, position: int, seen: int) -> int:
         """First-visit rank of an index label read at ``position`` when ``seen`` nodes were known."""
-        rank = (label - self.offset) % self.modulus
+        if self.partial and self.offset:
+            # the labels wrap at max(V, n), and n is unknown in a cut sequence: only unwrapped labels resolve
+            if label < self.offset:
+                raise EulerianDecodeError(
+                    f"{self.where(position)}: node index {label} is below the index offset {self.offset}, so it "
+                    "wraps around modulo the graph's node count, which the cut-off rest of the sequence held; a cut "
+                    "sequence with an index offset (random_offset=True) cannot be decoded in part: decode the whole "
+                    "sequence"
+                )
+            rank = label - self.offset
+        else:
+            rank = (label - self.offset) % self.modulus
         if rank >= seen:
             self.fail(position, f"node index {label} refers to node {rank}, which is not visited before it "
                                 f"({seen} nodes so far)")
@@ -1330,72 +1513,95 @@ class _Decoder:
         ids, special = self.ids, self.special
         end = len(ids)
         p = 0
-        if p < end and ids[p] == special["<bos>"]:
+        starts_with_bos = p < end and ids[p] == special["<bos>"]
+        if starts_with_bos:
             p += 1
-        if p >= end or self.kind[p] != KIND_SCHEMA:
+        if p >= end:
+            raise EulerianDecodeError(
+                f"{self.where(p)}: expected a graph schema token (<graph:...>), got the end of the sequence: "
+                f"{self.given} token(s) hold no graph to decode"
+            )
+        if self.kind[p] != KIND_SCHEMA:
             self.fail(p, f"expected a graph schema token (<graph:...>), got {self.name(p)}")
         self.schema = schema = self.vocabulary.schemas[self.payload[p]]
         p += 1
-        offset, offset_position = 0, p
-        if p < end and self.kind[p] in (KIND_INDEX, KIND_INDEX_LENGTH):
-            offset, p = self.read_index(p)
-        self.offset = offset
         self.node_values = {spec.name: [] for spec in schema.node_fields}
         self.edge_values = {spec.name: [] for spec in schema.edge_fields}
-        self.visits: list[tuple[str, int, int, int]] = []
-        self.count = 0
-        steps: list[tuple[int, bool, bool, int]] = []  # (visit index, duplicate, against arc, position)
+        self.mark()
+        offset_position = p
         stop_tokens = {special["<eos>"], special["<target_node>"], special["<target_edge>"]}
         fwd, bwd, dup, jump = special["<fwd>"], special["<bwd>"], special["<dup>"], special["<jump>"]
-        if p < end and ids[p] not in stop_tokens:
-            p = self.read_visit(p, must_be_new=True)
-            while p < end and ids[p] not in stop_tokens:
-                token = ids[p]
-                step_position = p
-                if token == jump:
-                    p = self.read_visit(p + 1, must_be_new=True)
-                    continue
-                if token == dup:
-                    p = self.read_visit(p + 1, must_be_new=False)
-                    steps.append((len(self.visits) - 1, True, False, step_position))
-                    continue
-                against = False
-                if schema.directed:
-                    if token not in (fwd, bwd):
-                        self.fail(p, f"expected <fwd>, <bwd>, <dup> or <jump> in a directed graph, got {self.name(p)}")
-                    against = token == bwd
-                    p += 1
-                elif token in (fwd, bwd):
-                    self.fail(p, "direction token in an undirected graph (its schema is not directed)")
-                p = self.read_fields(p, schema.edge_fields, self.edge_values)
-                p = self.read_visit(p, must_be_new=False)
-                steps.append((len(self.visits) - 1, False, against, step_position))
-        targets: dict[str, list[tuple[int, int, int]]] = {}
-        while p < end and ids[p] in (special["<target_node>"], special["<target_edge>"]):
-            key = "target_node" if ids[p] == special["<target_node>"] else "target_edge"
-            p += 1
-            labels = []
-            for _ in range(1 if key == "target_node" else 2):
-                if p >= end or self.kind[p] not in (KIND_INDEX, KIND_INDEX_LENGTH):
-                    self.fail(p, f"expected a node index after <{key}>, got {self.name(p)}")
-                label, q = self.read_index(p)
-                labels.append((label, p, self.count))
-                p = q
-            targets[key] = labels
-        if p < end and ids[p] == special["<eos>"]:
-            p += 1
-        if p < end:
-            self.fail(p, f"unexpected {self.name(p)} after the end of the walk")
+        cut: _Truncated | None = None
+        try:
+            if p < end and self.kind[p] in (KIND_INDEX, KIND_INDEX_LENGTH):
+                self.offset, p = self.read_index(p)
+                self.mark()
+            if p < end and ids[p] not in stop_tokens:
+                p = self.read_visit(p, must_be_new=True)
+                self.mark("walk")
+                while p < end and ids[p] not in stop_tokens:
+                    token = ids[p]
+                    step_position = p
+                    if token == jump:
+                        p = self.read_visit(p + 1, must_be_new=True)
+                        self.mark()
+                        continue
+                    if token == dup:
+                        p = self.read_visit(p + 1, must_be_new=False)
+                        self.steps.append((len(self.visits) - 1, True, False, step_position))
+                        self.mark()
+                        continue
+                    against = False
+                    if schema.directed:
+                        if token not in (fwd, bwd):
+                            self.fail(p, f"expected <fwd>, <bwd>, <dup> or <jump> in a directed graph, got "
+                                         f"{self.name(p)}")
+                        against = token == bwd
+                        p += 1
+                    elif token in (fwd, bwd):
+                        self.fail(p, "direction token in an undirected graph (its schema is not directed)")
+                    p = self.read_fields(p, schema.edge_fields, self.edge_values)
+                    p = self.read_visit(p, must_be_new=False)
+                    self.steps.append((len(self.visits) - 1, False, against, step_position))
+                    self.mark()
+            while p < end and ids[p] in (special["<target_node>"], special["<target_edge>"]):
+                key = "target_node" if ids[p] == special["<target_node>"] else "target_edge"
+                p += 1
+                labels = []
+                for _ in range(1 if key == "target_node" else 2):
+                    if p >= end or self.kind[p] not in (KIND_INDEX, KIND_INDEX_LENGTH):
+                        self.fail(p, f"expected a node index after <{key}>, got {self.name(p)}")
+                    label, q = self.read_index(p)
+                    labels.append((label, p, self.count))
+                    p = q
+                self.targets[key] = labels
+                self.mark("targets")
+            ended = p < end and ids[p] == special["<eos>"]
+            if ended:
+                p += 1
+            if p < end:
+                self.fail(p, f"unexpected {self.name(p)} after the end of the walk")
+            if starts_with_bos and not ended:
+                self.cut(p, f"the sequence ends after {self.given} tokens without <eos> ({self.read_so_far()}); "
+                            f"expected {self.expected()}",
+                         f"; a sequence that starts with <bos> ends with <eos>: this one was cut short (truncated to "
+                         f"a max_length?); decode the whole sequence, or {_CUT_ADVICE}")
+        except _Truncated as err:
+            if self.strict:
+                raise
+            cut = err
+            self.restore()
+            self.partial = True
 
         # resolve labels to first-visit ranks
         num_nodes = self.count
         self.modulus = max(num_nodes, self.vocabulary.num_index_tokens)
-        if offset >= self.modulus:
-            self.fail(offset_position, f"index offset {offset} is not below {self.modulus}")
+        if self.offset >= self.modulus and not self.partial:
+            self.fail(offset_position, f"index offset {self.offset} is not below {self.modulus}")
         visit_rank = [v[1] if v[0] == "new" else self.resolve(v[1], v[2], v[3]) for v in self.visits]
         real_pairs: set[tuple[int, int]] = set()
         sources, targets_ = [], []
-        for visit, duplicate, against, _ in steps:
+        for visit, duplicate, against, _ in self.steps:
             a, b = visit_rank[visit - 1], visit_rank[visit]
             if duplicate:
                 continue
@@ -1404,13 +1610,20 @@ class _Decoder:
             sources.append(a)
             targets_.append(b)
             real_pairs.add((min(a, b), max(a, b)))
-        for visit, duplicate, _, position in steps:
-            if duplicate:
+        for visit, duplicate, _, position in self.steps:
+            # in a cut sequence the real edge a <dup> step doubles may lie beyond the cut
+            if duplicate and not self.partial:
                 a, b = visit_rank[visit - 1], visit_rank[visit]
                 if (min(a, b), max(a, b)) not in real_pairs:
                     self.fail(position, f"<dup> step between nodes {a} and {b}, but the sequence has no real edge "
                                         "between them")
-        return self.build(num_nodes, sources, targets_, targets)
+        data = self.build(num_nodes, sources, targets_, self.targets)
+        if not self.strict:
+            data.partial = self.partial
+        if cut is not None:
+            logger.warning("decode(strict=False): %s; returning the %s before it (graph.partial = True)",
+                           cut.short, self.read_so_far())
+        return data
 
     def build(self, num_nodes: int, sources: list[int], targets: list[int], marks: dict) -> Data:
         schema, vocabulary = self.schema, self.vocabulary

@@ -34,13 +34,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
 
 from gfm.utils.errors import GFMError
 
+from ..base import TokenizerLoadError, check_known_keys, check_version
 from ..special_tokens import SPECIAL_TOKENS
 
 __all__ = [
@@ -51,6 +52,8 @@ __all__ = [
     "GraphSchema",
     "EulerianVocabulary",
     "VocabularyError",
+    "VOCABULARY_FORMAT",
+    "VOCABULARY_VERSIONS",
     "UnknownValueError",
     "KIND_SPECIAL",
     "KIND_INDEX",
@@ -84,6 +87,15 @@ KIND_CATEGORICAL = 5
 KIND_CONTINUOUS_HEAD = 6
 
 _INT64_LIMIT = 2**62  # |q| must stay well inside int64
+
+#: ``format`` of ``eulerian_vocab.json`` and the ``version`` values this gfm reads (the last one it writes)
+VOCABULARY_FORMAT = "gfm-eulerian-vocabulary"
+VOCABULARY_VERSIONS: tuple[int, ...] = (1,)
+#: keys of ``eulerian_vocab.json`` (the tokenizer adds ``settings`` and ``merges``) and of its nested entries
+VOCABULARY_KEYS = ("format", "version", "num_index_tokens", "continuous_decimals", "continuous_base", "schemas",
+                   "categorical", "tokens", "settings", "merges")
+_SCHEMA_KEYS = ("domain", "directed", "node_fields", "edge_fields")
+_CATEGORICAL_KEYS = ("domain", "field", "columns")
 
 
 class VocabularyError(GFMError, ValueError):
@@ -147,6 +159,19 @@ class GraphSchema:
             node_fields=tuple(FieldSpec(**f) for f in payload["node_fields"]),
             edge_fields=tuple(FieldSpec(**f) for f in payload["edge_fields"]),
         )
+
+
+def check_vocabulary_keys(source: str, payload: dict[str, Any]) -> None:
+    """Raise :class:`TokenizerLoadError` naming the first key of a vocabulary file this gfm does not write."""
+    check_known_keys(source, payload, VOCABULARY_KEYS)
+    field_keys = [f.name for f in fields(FieldSpec)]
+    for i, schema in enumerate(payload.get("schemas") or []):
+        check_known_keys(source, schema, _SCHEMA_KEYS, f"schemas[{i}]")
+        for group in ("node_fields", "edge_fields"):
+            for j, spec in enumerate(schema.get(group) or []):
+                check_known_keys(source, spec, field_keys, f"schemas[{i}].{group}[{j}]")
+    for i, entry in enumerate(payload.get("categorical") or []):
+        check_known_keys(source, entry, _CATEGORICAL_KEYS, f"categorical[{i}]")
 
 
 def _digits_needed(bound: int, base: int) -> int:
@@ -315,8 +340,8 @@ class EulerianVocabulary:
                 {"domain": domain, "field": name, "columns": [values.tolist() for values, _ in tables]}
             )
         return {
-            "format": "gfm-eulerian-vocabulary",
-            "version": 1,
+            "format": VOCABULARY_FORMAT,
+            "version": VOCABULARY_VERSIONS[-1],
             "num_index_tokens": self.num_index_tokens,
             "continuous_decimals": self.continuous_decimals,
             "continuous_base": self.continuous_base,
@@ -327,8 +352,32 @@ class EulerianVocabulary:
 
     @classmethod
     def from_json(cls, payload: dict[str, Any], source: str = "vocabulary") -> EulerianVocabulary:
-        if payload.get("format") != "gfm-eulerian-vocabulary":
-            raise VocabularyError(f"{source}: not a gfm Eulerian vocabulary (format={payload.get('format')!r})")
+        """Rebuild a vocabulary written by :meth:`to_json` and check the file against it.
+
+        Raises:
+            VocabularyError: not a gfm Eulerian vocabulary, or a malformed entry.
+            TokenizerLoadError: a key this gfm does not write (named with its closest known key), a
+                ``version`` this gfm does not read, special tokens at other ids than the fixed ones,
+                or a token list that differs from the one the schemas and values give.
+        """
+        if not isinstance(payload, dict) or payload.get("format") != VOCABULARY_FORMAT:
+            found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+            raise VocabularyError(f"{source}: not a gfm Eulerian vocabulary (format={found!r})")
+        check_version(source, "version", payload.get("version"), VOCABULARY_VERSIONS)
+        check_vocabulary_keys(source, payload)
+        tokens = payload.get("tokens")
+        if isinstance(tokens, list):
+            stored = tokens[: len(EULERIAN_SPECIAL_TOKENS)]
+            moved = [(i, t) for i, t in enumerate(stored) if t != EULERIAN_SPECIAL_TOKENS[i]]
+            if moved:
+                parts = [f"token id {moved[0][0]} is {moved[0][1]!r} but this gfm's special token at id {moved[0][0]} "
+                         f"is {EULERIAN_SPECIAL_TOKENS[moved[0][0]]!r}"]
+                parts += [f"id {i} is {t!r} but this gfm's is {EULERIAN_SPECIAL_TOKENS[i]!r}" for i, t in moved[1:]]
+                raise TokenizerLoadError(
+                    f"{source}: " + "; ".join(parts) + ". The special token ids are fixed "
+                    "(EULERIAN_SPECIAL_TOKENS in gfm/tokenization/eulerian/vocab.py) and written into every corpus and "
+                    "checkpoint made with the tokenizer: restore the token list, or save the tokenizer again"
+                )
         try:
             vocabulary = cls(
                 schemas=[GraphSchema.from_json(s) for s in payload["schemas"]],
@@ -339,7 +388,7 @@ class EulerianVocabulary:
             )
         except (KeyError, TypeError) as err:
             raise VocabularyError(f"{source}: missing or malformed entry {err}; save the tokenizer again") from err
-        if payload.get("tokens") != vocabulary.tokens:
+        if tokens != vocabulary.tokens:
             raise VocabularyError(
                 f"{source}: the stored token list does not match the one rebuilt from its schemas and values "
                 "(the file was edited or written by an incompatible version); save the tokenizer again"

@@ -36,6 +36,7 @@ import logging
 import math
 import os
 import time
+import typing
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -53,7 +54,16 @@ from gfm.data.sampling import CSRGraph, build_csr, khop_ego_batch, ppr_topk
 from gfm.utils.errors import GFMError
 from gfm.utils.io import atomic_write_bytes
 
-from ..base import GraphTokenizer, TokenizerLoadError, content_hash, read_tokenizer_config
+from ..base import (
+    TOKENIZER_CONFIG_NAME,
+    GraphTokenizer,
+    TokenizerLoadError,
+    check_known_keys,
+    check_special_ids,
+    check_version,
+    content_hash,
+    read_tokenizer_config,
+)
 from ..input_space import (
     INPUT_SPACE_FILE,
     GraphInputProjector,
@@ -83,6 +93,16 @@ QUANTIZER_WEIGHTS_FILE = "quantizer.safetensors"
 _FORMAT_VERSION = 1
 # Settings that change speed or memory only, never the tokens: left out of the content hash.
 _NOT_HASHED = ("cache_size", "inference_full_graph_max_nodes", "inference_batch_nodes")
+
+
+# -- what tokenizer_config.json holds (from_pretrained refuses anything else) ----------------------
+#: ``format_version`` values this gfm reads (the last one it writes)
+_FORMAT_VERSIONS: tuple[int, ...] = (_FORMAT_VERSION,)
+_FILES = {"weights": QUANTIZER_WEIGHTS_FILE, "input_space": INPUT_SPACE_FILE}
+#: special token -> the ``tokenizer_config.json`` key recording its id
+_ID_KEYS = {"<pad>": "pad_token_id", "<bos>": "bos_token_id", "<eos>": "eos_token_id", "<mask>": "mask_token_id"}
+_CONFIG_KEYS = ("tokenizer_class", "content_hash", "vocab_size", "format_version", "config", "input_space_hash",
+                "input_space", "special_tokens", "files", "training_log", "corpus_statistics", *_ID_KEYS.values())
 
 
 class QuantizedTokenizerError(GFMError, ValueError):
@@ -221,6 +241,30 @@ class QuantizedTokenizerConfig:
         if unknown:
             raise QuantizedTokenizerError(f"unknown QuantizedTokenizerConfig settings {sorted(unknown)}")
         return cls(**dict(payload))
+
+
+_CONFIG_FIELDS = tuple(f.name for f in fields(QuantizedTokenizerConfig))
+
+
+def _check_config_types(path: Path, entry: Mapping[str, Any]) -> None:
+    """Raise :class:`TokenizerLoadError` naming the first ``config`` value of the wrong JSON type."""
+    hints = typing.get_type_hints(QuantizedTokenizerConfig)
+    for key, value in entry.items():
+        kind = hints[key]
+        if kind is bool:
+            ok = isinstance(value, bool)
+        elif kind is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif kind is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, kind)
+        if not ok:
+            article = "an" if kind.__name__[0] in "aeiou" else "a"
+            raise TokenizerLoadError(
+                f"{path}: 'config.{key}' is {value!r} (a {type(value).__name__}); expected {article} {kind.__name__}. "
+                "Restore the value or save the tokenizer again"
+            )
 
 
 # ----------------------------------------------------------------------------------------
@@ -1188,29 +1232,44 @@ class QuantizedTokenizer(SpecialTokensMixin, GraphTokenizer):
         """Load a tokenizer written by :meth:`save_pretrained`; every mismatch is an error.
 
         Raises:
-            TokenizerLoadError: missing files, another tokenizer class, a projector whose
-                settings or hash do not match the config (``input_space.safetensors`` from
-                another tokenizer), weights that do not fit, or a content-hash mismatch.
+            TokenizerLoadError: missing files, another tokenizer class, a key this gfm does not
+                write (named with its closest known key), a ``format_version`` it does not read, a
+                config value of the wrong type, special-token ids other than the fixed ones, a
+                projector whose settings or hash do not match the config (``input_space.safetensors``
+                from another tokenizer), weights that do not fit, or a content-hash mismatch. Each
+                message names the file and the fix.
         """
         if kwargs:
             raise TokenizerLoadError(f"{directory}: unexpected from_pretrained arguments {sorted(kwargs)}")
         directory = Path(directory)
         saved = read_tokenizer_config(directory)
+        config_path = directory / TOKENIZER_CONFIG_NAME
         if saved.get("tokenizer_class") != cls.__name__:
             raise TokenizerLoadError(
                 f"{directory}: holds a {saved.get('tokenizer_class')!r}, not a {cls.__name__}; "
                 "load it with AutoGraphTokenizer.from_pretrained"
             )
-        if saved.get("format_version") != _FORMAT_VERSION:
-            raise TokenizerLoadError(
-                f"{directory}: format_version {saved.get('format_version')} is not {_FORMAT_VERSION}"
-            )
+        check_known_keys(config_path, saved, _CONFIG_KEYS)
+        check_version(config_path, "format_version", saved.get("format_version"), _FORMAT_VERSIONS)
+        cls._check_config_ids(config_path, saved)
+        files = saved.get("files")
+        if files is not None:
+            check_known_keys(config_path, files, _FILES, "files")
+            for key, name in _FILES.items():
+                if key in files and files[key] != name:
+                    raise TokenizerLoadError(
+                        f"{config_path}: 'files.{key}' is {files[key]!r} but this gfm reads {name!r}; rename the "
+                        f"file back to {name} and restore the entry, or save the tokenizer again"
+                    )
+        if "config" not in saved:
+            raise TokenizerLoadError(f"{config_path}: no 'config' entry; the file is damaged, save the tokenizer again")
+        check_known_keys(config_path, saved["config"], _CONFIG_FIELDS, "config")
+        _check_config_types(config_path, saved["config"])
         try:
             config = QuantizedTokenizerConfig.from_dict(saved["config"])
-        except (KeyError, TypeError, QuantizedTokenizerError) as err:
-            raise TokenizerLoadError(
-                f"{directory}/tokenizer_config.json: bad 'config' entry ({err})"
-            ) from err
+        except (TypeError, QuantizedTokenizerError) as err:
+            raise TokenizerLoadError(f"{config_path}: bad 'config' entry ({err}); restore it or save the tokenizer "
+                                     "again") from err
         projector_path = directory / INPUT_SPACE_FILE
         try:
             projector = GraphInputProjector.load(projector_path)
@@ -1250,4 +1309,30 @@ class QuantizedTokenizer(SpecialTokensMixin, GraphTokenizer):
                 f"{str(saved.get('content_hash'))[:12]}... in tokenizer_config.json; a file was changed or "
                 "mixed from another tokenizer — save the tokenizer again"
             )
+        if "vocab_size" in saved and saved["vocab_size"] != tokenizer.vocab_size:
+            raise TokenizerLoadError(
+                f"{config_path}: 'vocab_size' is {saved['vocab_size']!r} but the config gives {tokenizer.vocab_size} "
+                f"(7 special tokens + num_levels x codebook_size): the file was edited; restore the value or save "
+                "the tokenizer again"
+            )
         return tokenizer
+
+    @classmethod
+    def _check_config_ids(cls, config_path: Path, saved: dict[str, Any]) -> None:
+        """Special-token ids recorded in ``tokenizer_config.json`` must be the fixed shared ones."""
+        expected = {name: i for i, name in enumerate(SPECIAL_TOKENS)}
+        found: dict[str, tuple[str, Any]] = {}
+        for token, key in _ID_KEYS.items():
+            if key in saved:
+                found[token] = (key, saved[key])
+        recorded = saved.get("special_tokens")
+        if recorded is not None:
+            if not isinstance(recorded, list) or any(token not in expected for token in recorded):
+                raise TokenizerLoadError(
+                    f"{config_path}: 'special_tokens' is {recorded!r}; this gfm writes {list(SPECIAL_TOKENS)} there "
+                    "(a token's id is its position): restore it or save the tokenizer again"
+                )
+            for position, token in enumerate(recorded):
+                if position != expected[token] or token not in found:
+                    found[token] = ("special_tokens", position)
+        check_special_ids(config_path, found, expected, cls.__name__)
