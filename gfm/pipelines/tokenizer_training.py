@@ -6,7 +6,10 @@ The library side of ``tokenizers/train_tokenizer.py``:
    ``data_dir`` or ``GFM_DATA_DIR``) in its pretraining view: graph-level datasets give their
    graphs, single-graph datasets give seeded k-hop ego graphs (:func:`gfm.training.corpus.corpus_graphs`);
 2. trains one vocabulary across all of them (``EulerianTokenizer.train``), plus SentencePiece
-   merges when ``merges`` is set, and writes it with ``save_pretrained`` to ``output_dir``;
+   merges when ``merges`` is set, and writes it with ``save_pretrained`` to ``output_dir``; every
+   categorical value of each *whole* dataset gets a token, not only the sample's (every relation
+   of a knowledge graph: :func:`gfm.tokenization.eulerian.dataset_categorical_values`), so a
+   corpus sampled with another seed encodes with the same tokenizer;
 3. tokenizes the corpus once into ``cache_dir`` as an Arrow table of ``TokenizedGraph.to_dict()``
    rows (:func:`gfm.training.corpus.build_tokenized_corpus`: the cache the pretraining recipe
    reads, keyed by datasets, options and tokenizer hash, so pretraining with the same options
@@ -25,8 +28,9 @@ from typing import Optional
 import numpy as np
 from transformers import set_seed
 
+from gfm.data import load
 from gfm.data.molecules import molecule_feature_values
-from gfm.tokenization.eulerian import EulerianTokenizer
+from gfm.tokenization.eulerian import EulerianTokenizer, dataset_categorical_values, merge_categorical_values
 from gfm.training.corpus import build_tokenized_corpus, corpus_graphs
 from gfm.utils.config import ConfigError
 from gfm.utils.tables import format_markdown_table
@@ -121,10 +125,15 @@ def train_tokenizer(args: TokenizerTrainingArguments) -> TokenizerTrainingReport
     """Train, save and measure the tokenizer, and write the tokenized corpus (see the module docstring)."""
     set_seed(args.seed)
     corpus: dict[str, list] = {}
+    # every categorical value of each whole dataset (every relation of a knowledge graph) gets a token,
+    # not only those of this seed's sample: a corpus sampled with another seed encodes too
+    declared = [molecule_feature_values()] if args.all_molecule_values else []
     for name in args.datasets:
         graphs, record = corpus_graphs(name, args.data_dir, args.max_graphs_per_dataset, args.seed,
                                        args.ego_num_hops, args.ego_max_neighbors, args.max_feature_width)
         corpus[name] = graphs
+        dataset = load(name, data_dir=args.data_dir)  # after corpus_graphs, which checks the name first
+        declared.append(dataset_categorical_values(dataset.graphs, domain=dataset.domain))
         logger.info("%s: %d graphs (%s, domain %s)", name, len(graphs), record["kind"], record["domain"])
     everything = [graph for graphs in corpus.values() for graph in graphs]
     tokenizer = EulerianTokenizer.train(
@@ -136,7 +145,7 @@ def train_tokenizer(args: TokenizerTrainingArguments) -> TokenizerTrainingReport
         num_merges=args.num_merges,
         max_piece_length=args.max_piece_length,
         merges_max_graphs=args.merges_max_graphs,
-        declared_values=molecule_feature_values() if args.all_molecule_values else None,
+        declared_values=merge_categorical_values(*declared),
     )
     directory = Path(tokenizer.save_pretrained(args.output_dir))
 

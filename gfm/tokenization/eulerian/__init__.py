@@ -3,9 +3,11 @@
 Modules: :mod:`.tokenizer` (``EulerianTokenizer``, the sequence format), :mod:`.vocab` (token
 layout, schemas, attribute encoding), :mod:`.graphs` (reading and checking input graphs),
 :mod:`.walk` (the walk's definition in Python), :mod:`.kernel` + ``walk_kernel.c`` (the same
-walk in C, the fast path) and :mod:`.merges` (learned SentencePiece merges over base tokens).
+walk in C, the fast path), :mod:`.merges` (learned SentencePiece merges over base tokens) and
+:mod:`.declared` (the categorical values of a whole dataset, to declare when training on a sample).
 """
 
+from .declared import dataset_categorical_values, merge_categorical_values
 from .merges import LearnedMerges, MergesError
 from .tokenizer import (
     EDGE_TYPE_DUPLICATE,
@@ -39,4 +41,6 @@ __all__ = [
     "EDGE_TYPE_MERGED_NODE",
     "VOCAB_FILE",
     "MERGES_FILE",
+    "dataset_categorical_values",
+    "merge_categorical_values",
 ]
