@@ -33,6 +33,8 @@ from pathlib import Path
 
 import yaml
 
+from gfm.utils.tables import format_markdown_table
+
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "pretrain" / "run_pretraining.py"
 
@@ -129,14 +131,15 @@ def main() -> None:
     print(f"\npretraining throughput: tiny GFMForPretraining (hidden 64, 2 layers), packaged/nci5k Eulerian tokens, "
           f"global batch 4 x 512 positions, {steps} steps, CPU (gloo), torch threads 1 per process")
     print("ratios are to the mean of the two one-process runs (first and last row)")
-    print(f"{'run':<28} {'launcher':<22} {'tokens/s':>10} {'vs 1 process':>13} {'last loss':>10}")
+    table = []
     for (name, _, _), result in zip(rows, results):
         if "error" in result:
-            print(f"{name:<28} {'-':<22} {'failed':>10}  {result['error'][:60]}")
+            table.append((name, "-", f"failed: {result['error']}", "-", "-"))
             continue
         ratio = result["tokens_per_second"] / reference if reference else float("nan")
-        print(f"{name:<28} {result['kind']:<22} {result['tokens_per_second']:>10.0f} {ratio:>12.2f}x "
-              f"{result['final_loss']:>10.4f}")
+        table.append((name, result["kind"], f"{result['tokens_per_second']:.0f}", f"{ratio:.2f}x",
+                      f"{result['final_loss']:.4f}"))
+    print(format_markdown_table(("run", "launcher", "tokens/s", "vs 1 process", "last loss"), table))
     if args.keep is None:
         shutil.rmtree(root, ignore_errors=True)
 

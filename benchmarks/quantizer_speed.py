@@ -26,6 +26,7 @@ from torch_geometric.data import Data
 from torch_geometric.utils import barabasi_albert_graph, to_undirected
 
 from gfm.tokenization.quantized import QuantizedTokenizer, QuantizedTokenizerConfig
+from gfm.utils.tables import format_markdown_table
 
 RECIPE_DATASETS = ["moleculenet/tox21", "planetoid/cora", "karateclub/github", "tu/PROTEINS", "kg/codex-m"]
 
@@ -152,12 +153,12 @@ def main() -> None:
         f"\nQuantized tokenizer speed on {big_name} ({num_nodes} nodes); corpus {list(corpus)} ({corpus_nodes} nodes), "
         f"{quantized['steps']} steps/epoch; torch threads {torch.get_num_threads()}"
     )
-    print("| measurement | value | reference | reference value | ratio |")
-    print("|---|---|---|---|---|")
-    for name, value, reference, reference_value in rows:
-        ratio = f"{value / reference_value:.2f}" if reference_value else "-"
-        reference_text = f"{reference_value:,.1f}" if reference_value else "-"
-        print(f"| {name} | {value:,.1f} | {reference} | {reference_text} | {ratio} |")
+    table = [
+        (name, f"{value:,.1f}", reference, f"{reference_value:,.1f}" if reference_value else "-",
+         f"{value / reference_value:.2f}" if reference_value else "-")
+        for name, value, reference, reference_value in rows
+    ]
+    print(format_markdown_table(("measurement", "value", "reference", "reference value", "ratio"), table))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import time
 
 import torch
 
+from gfm.utils.tables import format_markdown_table
+
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -121,15 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"karateclub/github: {n:,} nodes, {graph.edge_index.shape[1]:,} directed edges; torch threads {torch.get_num_threads()}; "
           f"RSS after loading {base_rss:.0f} MB")
     header = ("sampler", "egos", "egos/s (gfm)", "egos/s (loop ref.)", "ratio", "peak RSS MB", "note")
-    table = [header] + [
+    table = [
         (name, f"{count:,}", f"{rate:,.0f}", f"{ref:,.0f}", f"{rate / ref:.1f}x", f"{rss:,.0f}", note)
         for name, count, rate, ref, rss, note in rows
     ]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    for index, row in enumerate(table):
-        print("  ".join(cell.ljust(w) if i in (0, 6) else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))))
-        if index == 0:
-            print("-" * (sum(widths) + 2 * (len(widths) - 1)))
+    print(format_markdown_table(header, table))
     return 0
 
 

@@ -31,6 +31,7 @@ from gfm.testing.eulerian_reference import multigraph_edges, networkx_walk, refe
 from gfm.testing.eulerian_synthetic import molecule_like_graphs
 from gfm.tokenization.eulerian import EulerianTokenizer
 from gfm.tokenization.eulerian.walk import FLAG_DUPLICATE, walk_graph_python
+from gfm.utils.tables import format_markdown_table
 
 
 def graphs_per_cpu_second(function, graphs, repeats: int = 3) -> float:
@@ -107,13 +108,7 @@ def main() -> None:
                 merges=1000 if args.quick else 8000, rows=rows)
     else:
         rows.append(("HIV", "skipped", "no data folder (--data-dir or GFM_DATA_DIR)", "-"))
-    header = ("figure", "gfm", "comparison", "ratio")
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(4)]
-    line = "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |"
-    print(line)
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in rows:
-        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |")
+    print(format_markdown_table(("figure", "gfm", "comparison", "ratio"), rows))
     print("goals: >= 12,000 graphs / CPU-s and >= 50x the reference on the synthetic set; <= 0.8 positions / edge "
           "on molecules with merges")
 

@@ -23,6 +23,7 @@ from gfm.data.registry import load
 from gfm.evaluation.baselines import BaselineConfig, train_gcn_node_classifier
 from gfm.evaluation.controls import SVDProbe, label_propagation_scores
 from gfm.evaluation.metrics import accuracy
+from gfm.utils.tables import format_markdown_table
 
 
 def main() -> None:
@@ -64,10 +65,9 @@ def main() -> None:
             mean = statistics.mean(values)
             std = statistics.stdev(values) if len(values) > 1 else 0.0
             rows.append((name, label, f"{mean:.4f} ± {std:.4f}", f"{mean / reference:.3f}", f"{seconds[label] / len(seeds):.1f}"))
-    print(f"| dataset | method (20 labels per class, public split) | test accuracy ({len(seeds)} seeds) | ratio to GCN | seconds / seed |")
-    print("|---|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    header = ("dataset", "method (20 labels per class, public split)", f"test accuracy ({len(seeds)} seeds)",
+              "ratio to GCN", "seconds / seed")
+    print(format_markdown_table(header, rows))
 
 
 if __name__ == "__main__":
