@@ -136,7 +136,7 @@ class TaskSampleEncoder:
 
     Tokenization goes through :meth:`_encode_many`: one ``encode_batch`` call with per-graph
     targets when the tokenizer supports it (the Eulerian tokenizer's vectorized path), else one
-    ``encode`` per graph; both give the same sequences (``tests/test_adapters.py``).
+    ``encode`` per graph; both give the same sequences (``tests/adapters/test_adaptation.py``).
     """
 
     def __init__(

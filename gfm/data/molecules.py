@@ -8,7 +8,7 @@ conjugated; both directions of every bond, sorted by ``src * N + dst``).
 Why a featurizer of our own: ``from_rdmol`` looks every value up with ``list.index`` and
 ``str(enum)`` and sorts with one torch call per molecule, which made HIV (41k SMILES) take
 minutes here; this version precomputes the lookup tables and sorts a whole chunk of
-molecules at once. ``tests/test_data_molecules.py`` checks it equals ``from_rdmol`` exactly.
+molecules at once. ``tests/data/test_molecules.py`` checks it equals ``from_rdmol`` exactly.
 Also, ``torch_geometric.utils.from_smiles`` silently turns an unparsable SMILES into an empty
 molecule; here such SMILES are skipped and *counted* (``GraphDataset.skipped``).
 """

@@ -3,7 +3,7 @@
 This module holds the walk algorithm of :class:`~gfm.tokenization.eulerian.EulerianTokenizer`
 twice, with identical results: :func:`walk_graph_python` is the plain, readable definition;
 :mod:`gfm.tokenization.eulerian.kernel` runs the same steps as a small C kernel over a whole
-batch (the tokenizer's fast path). ``tests/test_eulerian_walk.py`` checks that both agree
+batch (the tokenizer's fast path). ``tests/tokenization/eulerian/test_walk.py`` checks that both agree
 exactly, and that every walk is a valid (semi-)Eulerian trail of the eulerized graph.
 
 The algorithm, per graph with ``n`` nodes and ``m`` undirected edges ``(eu[e], ev[e])``
