@@ -57,6 +57,10 @@ _LAZY_EXPORTS: dict[str, str] = {
     "RowDataset": "gfm.data.arrow",
     # corpus
     "Corpus": "gfm.data.corpus",
+    # the held-out evaluation graphs no pretraining corpus may read
+    "EVALUATION_GRAPHS": "gfm.data.corpus",
+    "EvaluationGraphLeakError": "gfm.data.corpus",
+    "check_pretraining_datasets": "gfm.data.corpus",
     # link-prediction splits without leakage
     "LinkSplit": "gfm.data.link_splits",
     "LeakageError": "gfm.data.link_splits",

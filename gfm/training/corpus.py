@@ -78,10 +78,16 @@ def corpus_graphs(
         seed: choice and ego sampling seed.
         ego_num_hops / ego_max_neighbors: ego graphs of single-graph datasets.
         max_feature_width: continuous attribute tables wider than this are left out.
+
+    Raises:
+        EvaluationGraphLeakError: ``name`` is (or reads) a held-out evaluation graph
+            (``gfm.data.corpus.EVALUATION_GRAPHS``).
     """
     from gfm.data import registry
+    from gfm.data.corpus import check_pretraining_datasets
     from gfm.data.sampling import EgoGraphSampler
 
+    check_pretraining_datasets([name], data_dir)  # a held-out evaluation graph is never read here
     dataset = registry.load(name, data_dir=data_dir)
     generator = torch.Generator().manual_seed(seed)
     dropped: dict[str, int] = {}
@@ -124,7 +130,8 @@ def read_corpus_table(path: str | os.PathLike) -> Any:
 
     A truncated or garbled Arrow file, a damaged ``gfm_corpus.json``, or fewer rows than that file
     records (a copy cut short at a record boundary) is a :class:`CorpusError` naming the folder
-    and how to rebuild it.
+    and how to rebuild it. A corpus whose ``gfm_corpus.json`` lists a held-out evaluation graph
+    among its sources is an ``EvaluationGraphLeakError`` (``gfm.data.corpus.EVALUATION_GRAPHS``).
 
     Returns:
         the ``datasets.Dataset`` (or ``DatasetDict``) as stored.
@@ -155,6 +162,15 @@ def read_corpus_table(path: str | os.PathLike) -> Any:
         raise CorpusError(
             f"the tokenized corpus {path} is damaged ({type(err).__name__}: {err}); {_rebuild_advice(path, metadata)}"
         ) from err
+    sources = [str(r["name"]) for r in metadata.get("datasets", []) if isinstance(r, dict) and "name" in r]
+    if sources:
+        from gfm.data.corpus import check_pretraining_datasets
+
+        check_pretraining_datasets(
+            sources, config_key="tokenized_corpus", where=f"the tokenized corpus {path}",
+            fix="tokenize a new corpus from a `datasets` list without them (tokenizers/train_tokenizer.py, or a "
+            "pretraining config that lists `datasets`) and point tokenized_corpus at it",
+        )
     recorded = [record.get("graphs") for record in metadata.get("datasets", []) if isinstance(record, dict)]
     if recorded and all(isinstance(count, int) for count in recorded):
         rows = sum(len(part) for part in loaded.values()) if isinstance(loaded, datasets.DatasetDict) else len(loaded)
@@ -196,8 +212,15 @@ def build_tokenized_corpus(
     Reuses an existing directory with the same hash (same datasets, input files, options and
     tokenizer). The directory appears atomically: an interrupted build leaves nothing behind
     that a later run could mistake for a complete corpus.
+
+    Raises:
+        EvaluationGraphLeakError: ``names`` lists a held-out evaluation graph (checked before a
+            cached corpus is reused).
     """
+    from gfm.data.corpus import check_pretraining_datasets
+
     data_dir = str(data_dir) if data_dir is not None else os.environ.get("GFM_DATA_DIR")
+    check_pretraining_datasets(names, data_dir, config_key="datasets")
     options = {"max_graphs_per_dataset": max_graphs_per_dataset, "seed": seed, "ego_num_hops": ego_num_hops,
                "ego_max_neighbors": ego_max_neighbors, "max_feature_width": max_feature_width}
     key = _cache_key(names, tokenizer.content_hash, options, data_dir)
