@@ -21,7 +21,11 @@ would put two accesses in one comparison raises
 :class:`~gfm.evaluation.reports.AccessMismatchError`.
 
 Controls, always run beside a method under the same access: label propagation, the
-parameter-free SVD probe, and a randomly initialized gfm model of the same architecture.
+parameter-free SVD probe (with and without the feature channel), the structural-role probe, the
+linear-GNN ensemble (:class:`LinearGNNMethod`), and a randomly initialized gfm model of the same
+architecture. :func:`gfm.evaluation.protocol.fewshot_controls` lists the parameter-free ones for an
+access; the held-out evaluation graphs and the few-shot protocol are in
+:mod:`gfm.evaluation.protocol`.
 
 This module is model-free: the protocol, the access levels and the parameter-free controls. The
 gfm model as a method (and its random-initialization control), which needs a checkpoint's
@@ -47,11 +51,16 @@ from gfm.data.link_splits import LinkSplit
 from gfm.utils.errors import GFMError
 
 from .controls import (
+    ControlError,
+    LinearGNNEnsemble,
     SVDProbe,
+    check_support,
     class_prototype_scores,
     label_propagation_link_scores,
     label_propagation_scores,
+    prototype_distance_scores,
     sample_k_labels_per_class,
+    structural_role_features,
 )
 from .metrics import get_metric, score_outputs
 from .reports import AccessMismatchError, RunResult, bar_plot, markdown_table, per_seed_table
@@ -65,6 +74,8 @@ __all__ = [
     "NodeStateMethod",
     "LabelPropagationMethod",
     "SVDProbeMethod",
+    "StructuralRoleMethod",
+    "LinearGNNMethod",
     "run_node_classification",
     "run_link_prediction",
     "write_zero_shot_report",
@@ -209,23 +220,109 @@ class LabelPropagationMethod(ZeroShotMethod):
         return label_propagation_link_scores(visible.edge_index, int(visible.num_nodes), pairs, alpha=self.alpha)
 
 
+def _visible_features(visible: Data) -> torch.Tensor | None:
+    """float ``[N, F]``: ``x`` (and ``x_cont``) of a visible graph, or ``None`` when it shows none."""
+    features = None
+    x = getattr(visible, "x", None)
+    if isinstance(x, torch.Tensor):
+        features = x.float().view(int(visible.num_nodes), -1)
+        if isinstance(getattr(visible, "x_cont", None), torch.Tensor):
+            features = torch.cat([features, visible.x_cont.float()], dim=1)
+    return features
+
+
 class SVDProbeMethod(NodeStateMethod):
-    """Control: randomized SVD + k-hop smoothing (+ the feature channel when features are visible)."""
+    """Control: randomized SVD + k-hop smoothing (+ the feature channel when features are visible).
+
+    ``use_features=False`` gives the structure-only probe even under a ``+features`` access (the
+    "SVD probe without features" control beside the one with features). States are computed once
+    per visible graph and reused across support draws.
+    """
 
     role = "control"
 
-    def __init__(self, probe: SVDProbe | None = None, name: str = "svd_probe") -> None:
+    def __init__(self, probe: SVDProbe | None = None, name: str = "svd_probe", use_features: bool = True) -> None:
         self.probe = probe or SVDProbe()
         self.name = name
+        self.use_features = use_features
+        self._cache: tuple[Data, torch.Tensor] | None = None
 
     def node_states(self, visible: Data) -> torch.Tensor:
-        features = None
-        x = getattr(visible, "x", None)
-        if isinstance(x, torch.Tensor):
-            features = x.float().view(int(visible.num_nodes), -1)
-            if isinstance(getattr(visible, "x_cont", None), torch.Tensor):
-                features = torch.cat([features, visible.x_cont.float()], dim=1)
-        return self.probe.embed(visible.edge_index, int(visible.num_nodes), features)
+        if self._cache is not None and self._cache[0] is visible:
+            return self._cache[1]
+        features = _visible_features(visible) if self.use_features else None
+        states = self.probe.embed(visible.edge_index, int(visible.num_nodes), features)
+        self._cache = (visible, states)
+        return states
+
+
+class StructuralRoleMethod(ZeroShotMethod):
+    """Control: class prototypes over standardized structural-role statistics (structure only).
+
+    Reads only ``edge_index`` whatever the access (:func:`~gfm.evaluation.controls.structural_role_features`);
+    class scores are minus the squared distance to each class's mean role vector; links are
+    scored by the cosine of the two role vectors.
+    """
+
+    role = "control"
+
+    def __init__(self, name: str = "structural_role") -> None:
+        self.name = name
+        self._cache: tuple[Data, torch.Tensor] | None = None
+
+    def role_features(self, visible: Data) -> torch.Tensor:
+        """float ``[N, R]`` standardized role statistics of the visible graph (cached per graph)."""
+        if self._cache is None or self._cache[0] is not visible:
+            self._cache = (visible, structural_role_features(visible.edge_index, int(visible.num_nodes)))
+        return self._cache[1]
+
+    def node_class_scores(self, visible: Data, labelled: LabelledNodes) -> torch.Tensor:
+        num_classes = check_support(labelled.index, labelled.labels, int(visible.num_nodes), labelled.num_classes,
+                                    f"{self.name} on {getattr(visible, 'name', None) or 'the target graph'}")
+        return prototype_distance_scores(self.role_features(visible), labelled.index, labelled.labels.long(),
+                                         num_classes)
+
+    def link_scores(self, visible: Data, pairs: torch.Tensor) -> torch.Tensor:
+        roles = torch.nn.functional.normalize(self.role_features(visible), dim=1)
+        return (roles[pairs[0]] * roles[pairs[1]]).sum(dim=1)
+
+
+class LinearGNNMethod(ZeroShotMethod):
+    """Control: :class:`~gfm.evaluation.controls.LinearGNNEnsemble` under the run's access.
+
+    With ``+features`` (and a graph that has features) the base matrix is the features, else the
+    spectral coordinates of the structure; ``use_features=False`` forces the structure base.
+    The channels are computed once per visible graph; each call fits the support set in closed
+    form, and :attr:`details` records the channel and ridge strength chosen (on the support set
+    alone) for the report.
+    """
+
+    role = "control"
+
+    def __init__(self, ensemble: LinearGNNEnsemble | None = None, name: str = "linear_gnn",
+                 use_features: bool = True) -> None:
+        self.ensemble = ensemble or LinearGNNEnsemble()
+        self.name = name
+        self.use_features = use_features
+        self.details: dict = {}
+        self._cache: tuple[Data, dict[str, torch.Tensor]] | None = None
+
+    def node_class_scores(self, visible: Data, labelled: LabelledNodes) -> torch.Tensor:
+        num_nodes = int(visible.num_nodes)
+        num_classes = check_support(labelled.index, labelled.labels, num_nodes, labelled.num_classes,
+                                    f"{self.name} on {getattr(visible, 'name', None) or 'the target graph'}")
+        if self._cache is None or self._cache[0] is not visible:
+            features = _visible_features(visible) if self.use_features else None
+            self._cache = (visible, self.ensemble.channel_matrices(visible.edge_index, num_nodes, features))
+        scores, self.details = self.ensemble.fit_predict(self._cache[1], labelled.index, labelled.labels.long(),
+                                                         num_classes)
+        return scores
+
+    def link_scores(self, visible: Data, pairs: torch.Tensor) -> torch.Tensor:
+        raise ControlError(
+            f"{self.name} is a node-classification control (it fits node labels); for link prediction use "
+            "LabelPropagationMethod or SVDProbeMethod"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,6 +436,9 @@ def run_link_prediction(
 def write_zero_shot_report(results: Sequence[RunResult], output_dir: str | Path, name: str = "zero_shot") -> dict:
     """One markdown section and one PNG per access level; runs of different accesses never share one.
 
+    The markdown opens with the held-out evaluation graphs of the protocol
+    (:func:`gfm.evaluation.protocol.protocol_statement`).
+
     Returns:
         ``{"markdown": path, "plots": [paths], "json": path}``.
     """
@@ -357,7 +457,9 @@ def write_zero_shot_report(results: Sequence[RunResult], output_dir: str | Path,
         sections.append(markdown_table(runs, title=f"access: {access}"))
         slug = re.sub(r"[^A-Za-z0-9_]+", "_", access)
         plots.append(bar_plot(runs, output_dir / f"{name}_{slug}.png", title=f"zero-shot, access {access}"))
-    text = "\n".join(sections) + "\n#### Every run\n\n" + per_seed_table(results)
+    from .protocol import protocol_statement
+
+    text = protocol_statement() + "\n\n" + "\n".join(sections) + "\n#### Every run\n\n" + per_seed_table(results)
     return {
         "markdown": atomic_write_text(output_dir / f"{name}.md", text),
         "plots": plots,
