@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import sys
 import time
@@ -35,6 +34,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
+
+from gfm.utils.tables import format_markdown_table
 
 logger = logging.getLogger(__name__)
 
@@ -54,43 +55,23 @@ DATA_FOLDER_PRETRAINING = ("moleculenet/esol", "tu/PROTEINS", "planetoid/cora", 
 #: Extra zero-shot graphs when a data folder is set.
 DATA_FOLDER_ZERO_SHOT = ("planetoid/cora",)
 
-_COLUMNS = (
-    ("dataset", "dataset", "<"),
-    ("domain", "domain", "<"),
-    ("graphs", "graphs", ">"),
-    ("nodes", "nodes", ">"),
-    ("edges", "edges", ">"),
-    ("x cat/cont", "features", ">"),
-    ("task", "task", "<"),
-)
-
-
 # ------------------------------------------------------------------------------------------
 # Step 1: the corpus table
 # ------------------------------------------------------------------------------------------
 def write_summary_table(rows: Sequence[dict[str, Any]], stream: TextIO | None = None) -> None:
-    """Report function: write the per-domain summary table to ``stream`` (default stdout)."""
+    """Report function: write the per-domain summary table (markdown) to ``stream`` (default stdout)."""
     stream = stream or sys.stdout
-    cells = []
-    for row in rows:
-        cells.append(
-            {
-                "dataset": row["dataset"],
-                "domain": row["domain"],
-                "graphs": f"{row['graphs']:,}" if isinstance(row.get("graphs"), int) else str(row.get("graphs", "")),
-                "nodes": f"{row['nodes']:,}" if isinstance(row.get("nodes"), int) else str(row.get("nodes", "")),
-                "edges": f"{row['edges']:,}" if isinstance(row.get("edges"), int) else str(row.get("edges", "")),
-                "features": f"{row['x_cat']}/{row['x_cont']}" if "x_cat" in row else "",
-                "task": row["task"],
-            }
-        )
-    widths = {key: max([len(title)] + [len(c[key]) for c in cells]) for title, key, _ in _COLUMNS}
-    header = "  ".join(f"{title:{align}{widths[key]}}" for title, key, align in _COLUMNS)
-    header = header.rstrip()
-    lines = [header, "-" * len(header)]
-    for c in cells:
-        lines.append("  ".join(f"{c[key]:{align}{widths[key]}}" for _, key, align in _COLUMNS).rstrip())
-    stream.write("\n".join(lines) + "\n")
+
+    def count(row: dict[str, Any], key: str) -> str:
+        return f"{row[key]:,}" if isinstance(row.get(key), int) else str(row.get(key, ""))
+
+    cells = [
+        [row["dataset"], row["domain"], count(row, "graphs"), count(row, "nodes"), count(row, "edges"),
+         f"{row['x_cat']}/{row['x_cont']}" if "x_cat" in row else "", row["task"]]
+        for row in rows
+    ]
+    header = ["dataset", "domain", "graphs", "nodes", "edges", "x cat/cont", "task"]
+    stream.write(format_markdown_table(header, cells) + "\n")
 
 
 def _is_cached(name: str, data_dir: Any, cache_dir: Any) -> bool:
@@ -385,21 +366,17 @@ def _save_and_reload(plan: DemoPlan, export: Path, output: Path, outcome: DemoOu
 # ------------------------------------------------------------------------------------------
 # The summary table
 # ------------------------------------------------------------------------------------------
-def _format(value: float | None, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.{digits}f}"
-
-
 def _task_lines(results: Sequence[Any]) -> list[str]:
+    """A markdown table of ``results`` summarized over seeds (one row per task, access and method)."""
     from gfm.evaluation.reports import summarize as summarize_runs
 
-    lines = []
-    for item in summarize_runs(results):
-        access = f" [{item.access}]" if item.access else ""
-        lines.append(f"  {item.task}{access:<28} {item.method:<18} {item.role:<8} {item.metric:<9} "
-                     f"{item.mean:.4f} ± {item.std:.4f}  (seeds {','.join(map(str, item.seeds))})")
-    return lines
+    rows = [
+        [item.task + (f" [{item.access}]" if item.access else ""), item.method, item.role, item.metric,
+         f"{item.mean:.4f} ± {item.std:.4f}", ",".join(map(str, item.seeds))]
+        for item in summarize_runs(results)
+    ]
+    table = format_markdown_table(["task", "method", "role", "metric", "mean ± std", "seeds"], rows)
+    return table.splitlines()
 
 
 def write_pipeline_summary(outcome: DemoOutcome, stream: TextIO | None = None) -> None:

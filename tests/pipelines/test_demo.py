@@ -13,17 +13,22 @@ import pytest
 from gfm.pipelines import demo
 
 
+def _cells(line: str) -> list[str]:
+    """The cells of one markdown table row."""
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
 def test_demo_prints_the_packaged_summary_table(monkeypatch, no_network, capsys):
     monkeypatch.delenv("GFM_DATA_DIR", raising=False)
     monkeypatch.delenv("GFM_CACHE_DIR", raising=False)
     assert demo.main(["--summary-only", "--log-level", "WARNING"]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split()[:6] == ["dataset", "domain", "graphs", "nodes", "edges", "x"]
-    rows = {line.split()[0]: line for line in table[2:]}
+    assert _cells(table[0]) == ["dataset", "domain", "graphs", "nodes", "edges", "x cat/cont", "task"]
+    rows = {_cells(line)[0]: _cells(line) for line in table[2:]}
     assert set(rows) == {"packaged/nci5k", "packaged/karate", "packaged/les-miserables", "packaged/florentine", "packaged/davis"}
-    assert "molecules" in rows["packaged/nci5k"] and "graph regression" in rows["packaged/nci5k"]
-    assert rows["packaged/karate"].split()[2:5] == ["1", "34", "156"]
-    assert "node classification (2 classes)" in rows["packaged/karate"]
+    assert rows["packaged/nci5k"][1] == "molecules" and "graph regression" in rows["packaged/nci5k"][6]
+    assert rows["packaged/karate"][2:5] == ["1", "34", "156"]
+    assert rows["packaged/karate"][6].startswith("node classification (2 classes)")
 
 
 def test_summary_table_marks_skipped_datasets():
@@ -34,7 +39,7 @@ def test_summary_table_marks_skipped_datasets():
         stream,
     )
     lines = stream.getvalue().splitlines()
-    assert "1,200" in lines[2] and "0/7" in lines[2] and lines[3].endswith("skipped: large")
+    assert _cells(lines[2])[3:6] == ["1,200", "3", "0/7"] and _cells(lines[3])[6] == "skipped: large"
 
 
 @pytest.mark.data
@@ -58,14 +63,15 @@ def test_quick_pipeline_runs_every_stage_offline(monkeypatch, no_network, capsys
     summary = out[out.index("gfm demo: summary"):]
     lines = summary.splitlines()
 
-    def rows(prefix: str, column: int = 1) -> dict[str, str]:
-        return {line.split()[column]: line for line in lines if line.strip().startswith(prefix)}
+    def rows(task: str) -> dict[str, list[str]]:  # method -> cells (task, method, role, metric, mean ± std, seeds)
+        table = [_cells(line) for line in lines if line.startswith("|")]
+        return {cells[1]: cells for cells in table if cells[0].startswith(task)}
 
     finetune = rows("packaged/nci5k")
-    assert {"lora", "scratch", "prior"} <= set(finetune) and all(" mae " in line for line in finetune.values())
-    zero_shot = rows("packaged/karate", column=2)  # task, [access], method, role, ...
+    assert {"lora", "scratch", "prior"} <= set(finetune) and all(cells[3] == "mae" for cells in finetune.values())
+    zero_shot = rows("packaged/karate")
     assert {"gfm", "random_init", "label_propagation", "svd_probe"} <= set(zero_shot)
-    assert all("[structure+2_labels]" in line for line in zero_shot.values())
+    assert all(cells[0] == "packaged/karate [structure+2_labels]" for cells in zero_shot.values())
     share = next(line for line in lines if "LoRA trains" in line)
     assert float(share.split("(")[1].rstrip("%)")) < 5.0
     assert "max |diff| 0.0e+00" in summary
