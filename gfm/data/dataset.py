@@ -18,6 +18,8 @@ from torch_geometric.data import Data
 
 from gfm.utils.errors import GFMError
 
+from .splits import seeded_choice
+
 __all__ = [
     "TaskSpec",
     "GraphDataset",
@@ -176,6 +178,25 @@ class GraphDataset:
         if name not in self.splits:
             raise KeyError(f"{self.name}: no graph-level split {name!r}; available: {sorted(self.splits)}")
         return [self.graphs[i] for i in self.splits[name].tolist()]
+
+    def subset(self, max_graphs: int | None, seed: int = 0) -> GraphDataset:
+        """At most ``max_graphs`` of the graphs, chosen with ``seed`` (:func:`gfm.data.splits.seeded_choice`).
+
+        The chosen graphs keep their order; each split keeps its chosen members, re-indexed.
+        Returns ``self`` when nothing is cut; otherwise a new dataset (the graphs are shared, not
+        copied) whose ``info["subset"]`` records ``{"of": len(self), "max_graphs", "seed"}``.
+        """
+        if max_graphs is not None and max_graphs < 1:
+            raise ValueError(f"{self.name}: subset(max_graphs={max_graphs}); keep at least one graph (None keeps all)")
+        if max_graphs is None or max_graphs >= len(self.graphs):
+            return self
+        chosen = seeded_choice(len(self.graphs), max_graphs, seed)
+        new_index = torch.full((len(self.graphs),), -1, dtype=torch.long)
+        new_index[chosen] = torch.arange(chosen.numel())
+        splits = {name: new_index[index][new_index[index] >= 0] for name, index in self.splits.items()}
+        info = {**self.info, "subset": {"of": len(self.graphs), "max_graphs": int(max_graphs), "seed": int(seed)}}
+        return GraphDataset(self.name, self.domain, self.task, [self.graphs[i] for i in chosen.tolist()], splits=splits,
+                            skipped=list(self.skipped), info=info)
 
     def summary(self) -> dict[str, Any]:
         """Counts for tables: graphs, nodes, edges (directed entries), feature widths, task."""

@@ -13,6 +13,7 @@ import torch
 from gfm.utils.seed import torch_generator
 
 __all__ = [
+    "seeded_choice",
     "scaffold_split",
     "random_split",
     "stratified_split",
@@ -22,6 +23,19 @@ __all__ = [
 ]
 
 SPLIT_NAMES = ("train", "valid", "test")
+
+
+def seeded_choice(n: int, count: int | None, seed: int) -> torch.Tensor:
+    """``count`` of the items ``0 .. n-1`` chosen at random with ``seed``, in increasing order.
+
+    Returns:
+        int64 ``[min(count, n)]`` sorted indices; every index when ``count`` is ``None`` or ``>= n``.
+    """
+    if count is None or count >= n:
+        return torch.arange(n)
+    if count < 0:
+        raise ValueError(f"seeded_choice: cannot choose {count} items; give a count >= 0 (or None for all)")
+    return torch.randperm(n, generator=torch_generator(seed))[:count].sort().values
 
 
 def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:

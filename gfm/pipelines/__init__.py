@@ -9,9 +9,12 @@ Public names are imported lazily on first access (``from gfm.pipelines import ru
     tokenizer_training
                  TokenizerTrainingArguments, train_tokenizer, format_tokenizer_report
                  (an Eulerian tokenizer trained on registry datasets + the tokenized corpus cache)
+    quantizer_training
+                 TrainQuantizerArguments, train_quantizer, format_quantizer_report
+                 (the quantized tokenizer trained, probed, reloaded and timed)
     demo         ``python -m gfm.pipelines.demo`` / ``gfm demo``: the whole pipeline in minutes
 
-The recipes in ``finetune/`` and ``tokenizers/train_tokenizer.py`` are thin command lines over
+The recipes in ``finetune/`` and ``tokenizers/`` are thin command lines over
 these functions. The pieces they orchestrate stay in their rooms: heads and adapters in
 :mod:`gfm.adapters`, the model-free zero-shot protocol, metrics, baselines and controls in
 :mod:`gfm.evaluation`.
@@ -30,6 +33,9 @@ _LAZY_EXPORTS: dict[str, str] = {
     )},
     **{name: "gfm.pipelines.tokenizer_training" for name in (
         "TokenizerTrainingArguments", "train_tokenizer", "format_tokenizer_report",
+    )},
+    **{name: "gfm.pipelines.quantizer_training" for name in (
+        "TrainQuantizerArguments", "train_quantizer", "format_quantizer_report",
     )},
 }
 
