@@ -84,6 +84,20 @@ def _damaged(directory: Path, what: str, err: BaseException, rebuild: str) -> Ar
     )
 
 
+def _read_meta(directory: Path, file_name: str, missing: str, rebuild: str) -> dict[str, Any]:
+    """The JSON object ``directory / file_name``; a missing file says ``missing``, a damaged one ``rebuild``."""
+    meta_path = directory / file_name
+    if not meta_path.is_file():
+        raise ArrowFormatError(f"{directory}: no {file_name}; {missing}")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except _read_errors() as err:
+        raise _damaged(directory, file_name, err, rebuild) from err
+    if not isinstance(meta, dict):
+        raise _damaged(directory, file_name, TypeError(f"a JSON {type(meta).__name__}, not an object"), rebuild)
+    return meta
+
+
 @contextlib.contextmanager
 def _quiet_progress_bars() -> Iterator[None]:
     """Silence HF datasets' per-call progress bars while gfm writes a cache, then restore them."""
@@ -393,17 +407,10 @@ class ArrowGraphDataset:
         from safetensors.torch import load_file
 
         self.directory = Path(directory)
-        meta_path = self.directory / META_FILE
-        if not meta_path.is_file():
-            raise ArrowFormatError(f"{self.directory}: no {META_FILE}; this is not a gfm graph cache (write one with save_graph_dataset)")
         rebuild = "load again: gfm.data.load(name, cache_dir=...) rebuilds it from the source files"
         errors = _read_errors()
-        try:
-            meta = json.loads(meta_path.read_text())
-        except errors as err:
-            raise _damaged(self.directory, META_FILE, err, rebuild) from err
-        if not isinstance(meta, dict):
-            raise _damaged(self.directory, META_FILE, TypeError(f"a JSON {type(meta).__name__}, not an object"), rebuild)
+        meta = _read_meta(self.directory, META_FILE, "this is not a gfm graph cache (write one with save_graph_dataset)",
+                          rebuild)
         if meta.get("format_version") != FORMAT_VERSION:
             raise ArrowFormatError(
                 f"{self.directory}: cache format {meta.get('format_version')} but this gfm writes {FORMAT_VERSION}; delete it to rebuild"
@@ -535,13 +542,10 @@ class RowDataset:
         import datasets
 
         self.directory = Path(directory)
-        meta_path = self.directory / ROWS_META_FILE
-        if not meta_path.is_file():
-            raise ArrowFormatError(f"{self.directory}: no {ROWS_META_FILE}; write it with gfm.data.write_rows")
         rebuild = "write the rows again (gfm.data.write_rows, or the command that wrote them)"
         errors = _read_errors()
+        meta = _read_meta(self.directory, ROWS_META_FILE, "write it with gfm.data.write_rows", rebuild)
         try:
-            meta = json.loads(meta_path.read_text())
             self.json_columns = tuple(meta["json_columns"])
         except errors as err:
             raise _damaged(self.directory, ROWS_META_FILE, err, rebuild) from err

@@ -186,13 +186,24 @@ class PerTaskScores:
         return float(np.mean(valid)) if valid else float("nan")
 
 
-def _binary_inputs(y_true, y_score, what: str) -> tuple[np.ndarray, np.ndarray]:
+def _observed_pairs(y_true, y_other, what: str, other: str, finite_what: str) -> tuple[np.ndarray, ...]:
+    """``(y_true, y_other, observed)`` as ``[N, T]`` arrays, ``y_other`` finite where a target is observed.
+
+    Args:
+        other: the name of ``y_other`` in messages (``"y_score"``, ``"y_pred"``).
+        finite_what: what must be finite, for the message (``"the scores of observed labels"``).
+    """
     y_true = _as_tasks(_as_numpy(y_true, "y_true"))
-    y_score = _as_tasks(_as_numpy(y_score, "y_score"))
-    _check_same_shape(y_true, y_score, what)
+    y_other = _as_tasks(_as_numpy(y_other, other))
+    _check_same_shape(y_true, y_other, what)
     observed = ~np.isnan(y_true)
-    if not np.isfinite(y_score[observed]).all():
-        raise MetricError(f"{what}: the scores of observed labels hold NaN or infinite values")
+    if not np.isfinite(y_other[observed]).all():
+        raise MetricError(f"{what}: {finite_what} hold NaN or infinite values")
+    return y_true, y_other, observed
+
+
+def _binary_inputs(y_true, y_score, what: str) -> tuple[np.ndarray, np.ndarray]:
+    y_true, y_score, observed = _observed_pairs(y_true, y_score, what, "y_score", "the scores of observed labels")
     bad = observed & (y_true != 0) & (y_true != 1)
     if bad.any():
         row, task = np.argwhere(bad)[0]
@@ -293,12 +304,7 @@ def average_precision(y_true, y_score) -> float:
 # regression
 # ------------------------------------------------------------------------------------------
 def _regression_errors(y_true, y_pred, what: str) -> tuple[np.ndarray, np.ndarray]:
-    y_true = _as_tasks(_as_numpy(y_true, "y_true"))
-    y_pred = _as_tasks(_as_numpy(y_pred, "y_pred"))
-    _check_same_shape(y_true, y_pred, what)
-    observed = ~np.isnan(y_true)
-    if not np.isfinite(y_pred[observed]).all():
-        raise MetricError(f"{what}: predictions of observed targets hold NaN or infinite values")
+    y_true, y_pred, observed = _observed_pairs(y_true, y_pred, what, "y_pred", "predictions of observed targets")
     empty = np.flatnonzero(observed.sum(0) == 0)
     if empty.size:
         raise MetricError(f"{what}: task(s) {empty.tolist()} have no observed target in this split")

@@ -287,13 +287,20 @@ def graph_difference(
             np.all(np.abs(a.astype(np.float64) - b.astype(np.float64)) <= tolerance + 1e-6 * np.abs(a.astype(np.float64)))
         )
 
-    for spec in source.schema.node_fields:
-        value = getattr(decoded, spec.name, None)
-        given = getattr(original, spec.name)
+    def decoded_field(spec, kind: str):
+        """``(decoded tensor, None)``, or ``(None, why)`` when it is missing or of another dtype / rank."""
+        value, given = getattr(decoded, spec.name, None), getattr(original, spec.name)
         if value is None:
-            return f"node field {spec.name} missing"
+            return None, f"{kind} field {spec.name} missing"
         if value.dtype != given.dtype or value.dim() != given.dim():
-            return f"node field {spec.name}: dtype/shape {value.dtype}/{tuple(value.shape)} != {given.dtype}/{tuple(given.shape)}"
+            return None, (f"{kind} field {spec.name}: dtype/shape {value.dtype}/{tuple(value.shape)} != "
+                          f"{given.dtype}/{tuple(given.shape)}")
+        return value, None
+
+    for spec in source.schema.node_fields:
+        value, problem = decoded_field(spec, "node")
+        if problem:
+            return problem
         expected = source.node_fields[spec.name][order]
         got = _as_2d(value)
         if spec.kind == "categorical":
@@ -316,12 +323,9 @@ def graph_difference(
     rounded_a, rounded_b, cont_a, cont_b = [], [], [], []
     quantum = 2.0 * max(tolerance, 1e-12)  # 10**-decimals: sort continuous values by their quantized value
     for spec in source.schema.edge_fields:
-        value = getattr(decoded, spec.name, None)
-        given = getattr(original, spec.name)
-        if value is None:
-            return f"edge field {spec.name} missing"
-        if value.dtype != given.dtype or value.dim() != given.dim():
-            return f"edge field {spec.name}: dtype/shape differ"
+        value, problem = decoded_field(spec, "edge")
+        if problem:
+            return problem
         a, b = source.edge_fields[spec.name], _as_2d(value)
         if spec.kind == "categorical":
             exact_a += [a[:, c] for c in range(a.shape[1])]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gfm.data import Corpus, read_rows, registry, write_rows
-from gfm.data.arrow import ArrowGraphDataset, datasets_equal, graphs_equal
+from gfm.data.arrow import ArrowFormatError, ArrowGraphDataset, datasets_equal, graphs_equal
 from gfm.data.dataset import UnknownDatasetError
 from gfm.data.registry import cache_path
 from gfm.testing.paths import source_root
@@ -77,6 +77,13 @@ def test_rows_round_trip_exactly(tmp_path):
     assert TokenizedGraph.from_dict(rows[1]).ppr_weight.tolist() == samples[1].ppr_weight.tolist()
     with pytest.raises(FileExistsError):
         write_rows([{"a": 1}], tmp_path / "rows")
+    # the rows' metadata file read as the graph cache's is: missing or not a JSON object is named
+    (tmp_path / "rows" / "gfm_rows.json").write_text("[1, 2]")
+    with pytest.raises(ArrowFormatError, match=r"rows is damaged \(gfm_rows.json: TypeError: a JSON list, not an object\)"):
+        read_rows(tmp_path / "rows")
+    (tmp_path / "rows" / "gfm_rows.json").unlink()
+    with pytest.raises(ArrowFormatError, match=r"rows: no gfm_rows.json; write it with gfm.data.write_rows"):
+        read_rows(tmp_path / "rows")
 
 
 def _write_rings(folder: Path, name: str = "RINGS", count: int = 600) -> Path:
