@@ -33,7 +33,7 @@ from torch_geometric.data import Data
 from gfm.tokenization.tokenized_graph import TokenizedGraph, collate_tokenized_graphs
 from gfm.utils.errors import GFMError
 
-__all__ = ["SamplingConfig", "TaskSampleEncoder", "EncodingError", "strip_attributes", "ATTRIBUTE_KEYS"]
+__all__ = ["SamplingConfig", "TaskSampleEncoder", "EncodingError", "ATTRIBUTE_KEYS"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,15 +79,6 @@ class SamplingConfig:
             raise EncodingError(f"SamplingConfig.attributes={self.attributes!r}; use 'tokens' or 'drop'")
         if self.unknown not in ("unk", "error"):
             raise EncodingError(f"SamplingConfig.unknown={self.unknown!r}; use 'unk' or 'error'")
-
-
-def strip_attributes(graph: Data) -> Data:
-    """A shallow copy of ``graph`` without node / edge attributes (structure only)."""
-    out = graph.clone()
-    for key in ATTRIBUTE_KEYS:
-        if key in out:
-            del out[key]
-    return out
 
 
 def _tokenizer_input(graph: Data, attributes: str, max_feature_width: int | None = None) -> tuple[Data, list[str]]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["RMSNorm", "apply_rotary", "apply_rotary_reference", "rotary_cos_sin"]
+__all__ = ["RMSNorm", "apply_rotary", "rotary_cos_sin"]
 
 
 def rotary_cos_sin(
@@ -80,14 +80,6 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     if cos.shape[2] != x.shape[2]:
         cos, sin = cos.expand(*x.shape[:-1], cos.shape[-1]), sin.expand(*x.shape[:-1], sin.shape[-1])
     return _Rotary.apply(x, cos, sin)
-
-
-def apply_rotary_reference(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """The textbook rotation (autograd through ``cat``), for tests of :func:`apply_rotary`."""
-    half = x.shape[-1] // 2
-    cos, sin = torch.cat([cos, cos], dim=-1), torch.cat([sin, sin], dim=-1)
-    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-    return x * cos + rotated * sin
 
 
 class _RMSNormFunction(torch.autograd.Function):

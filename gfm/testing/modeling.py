@@ -7,6 +7,8 @@
   optionally the quantized / feature auxiliaries.
 * :func:`random_tokenized_graphs`: seeded samples of given lengths whose metadata names a target
   node and a target edge that have tokens (the inputs of the node and edge heads).
+* :func:`apply_rotary_reference`: the textbook rotary rotation, the reference of
+  :func:`gfm.modeling.fused_ops.apply_rotary`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from gfm.modeling import GFMConfig
 from gfm.tokenization.tokenized_graph import TokenizedGraph
 
 __all__ = ["TINY_VOCAB", "TINY_EDGE_TYPES", "TINY_FEATURE_DIM", "tiny_gfm_config", "random_tokenized_graph",
-           "random_tokenized_graphs"]
+           "random_tokenized_graphs", "apply_rotary_reference"]
 
 TINY_VOCAB = 40
 TINY_EDGE_TYPES = 3
@@ -103,3 +105,11 @@ def random_tokenized_graphs(lengths: Sequence[int], seed: int, *, extras: bool =
                                metadata={"target_node": i % 2, "target_edge": [0, 1]})
         for i, length in enumerate(lengths)
     ]
+
+
+def apply_rotary_reference(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """The textbook rotation (autograd through ``cat``), the reference of :func:`gfm.modeling.fused_ops.apply_rotary`."""
+    half = x.shape[-1] // 2
+    cos, sin = torch.cat([cos, cos], dim=-1), torch.cat([sin, sin], dim=-1)
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos + rotated * sin

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
-import json
 import math
 import os
 from collections.abc import Mapping
@@ -387,9 +385,6 @@ class PretrainConfig:
         """
         return {k: v for k, v in sorted(self.to_dict().items()) if k not in RESUMABLE_KEYS}
 
-    def identity_hash(self, extra: Mapping[str, Any] | None = None) -> str:
-        payload = {**self.identity(), **(extra or {})}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def load_config(path: str | os.PathLike | None, overrides: Mapping[str, Any] | None = None) -> PretrainConfig:

@@ -50,7 +50,6 @@ __all__ = [
     "UnknownConfigKeyError",
     "check_fields",
     "coerce_value",
-    "config_keys_help",
     "load_config_dataclasses",
     "load_yaml",
     "load_yaml_dataclass",
@@ -416,19 +415,6 @@ def _first_doc_line(cls: type) -> str:
     doc = (cls.__doc__ or "").strip()
     # dataclasses give an undocumented class the signature as __doc__
     return "" if not doc or doc.startswith(f"{cls.__name__}(") else doc.splitlines()[0]
-
-
-def config_keys_help(dataclass_types: type | Sequence[type]) -> str:
-    """Every key of every dataclass with its type, default and help text (plain text, one block per dataclass)."""
-    lines = []
-    for cls in _as_tuple(dataclass_types):
-        lines.append(f"{cls.__name__}: {_first_doc_line(cls)}".rstrip(": "))
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            if f.init:
-                lines.append(f"  {f.name} ({_type_name(hints[f.name])}, default {_default_text(f)})")
-                lines.append(f"      {f.metadata.get('help', '')}".rstrip())
-    return "\n".join(lines)
 
 
 def _normalize_option(token: str) -> str:

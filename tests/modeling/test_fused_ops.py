@@ -8,7 +8,8 @@ from torch import nn
 
 import gfm.modeling.modeling_gfm as modeling
 from gfm import GFMConfig, GFMForPretraining
-from gfm.modeling.fused_ops import RMSNorm, apply_rotary, apply_rotary_reference, rotary_cos_sin
+from gfm.modeling.fused_ops import RMSNorm, apply_rotary, rotary_cos_sin
+from gfm.testing.modeling import apply_rotary_reference
 
 
 def _tables(batch: int, length: int, head_dim: int, heads: int, dtype=torch.float32, seed: int = 0):

@@ -6,8 +6,9 @@ import dataclasses
 
 import pytest
 import torch
+from torch_geometric.data import Data
 
-from gfm.adapters.encoding import SamplingConfig, TaskSampleEncoder, strip_attributes
+from gfm.adapters.encoding import SamplingConfig, TaskSampleEncoder
 from gfm.adapters.heads import load_pretrained_for_task
 from gfm.data.link_splits import holdout_link_split
 from gfm.evaluation.controls import SVDProbe
@@ -26,7 +27,9 @@ from gfm.testing.checkpoints import save_tiny_checkpoint
 
 @pytest.fixture(scope="module")
 def gfm_methods(tmp_path_factory, karate):
-    directory = save_tiny_checkpoint(tmp_path_factory.mktemp("zs") / "ckpt", [strip_attributes(karate.graphs[0])],
+    graph = karate.graphs[0]
+    structure = Data(edge_index=graph.edge_index, num_nodes=graph.num_nodes, domain=graph.domain)  # attributes="drop"
+    directory = save_tiny_checkpoint(tmp_path_factory.mktemp("zs") / "ckpt", [structure],
                                      hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                                      max_position_embeddings=1024)
     model, tokenizer = load_pretrained_for_task(directory, karate.task)
