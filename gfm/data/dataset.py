@@ -32,6 +32,7 @@ __all__ = [
     "validate_dataset",
     "graph_label",
     "graph_targets",
+    "first_asymmetric_edge",
     "NODE_MASK_KEYS",
 ]
 
@@ -317,7 +318,7 @@ def validate_graph(data: Data, name: str) -> Data:
     if directed is not None and not isinstance(directed, bool):
         raise GraphValidationError(f"{name}: directed must be a bool, got {directed!r}")
     if num_edges and not directed:
-        asymmetric = _first_asymmetric_edge(edge_index, num_nodes)
+        asymmetric = first_asymmetric_edge(edge_index, num_nodes)
         if asymmetric is not None:
             src, dst = asymmetric
             raise GraphValidationError(
@@ -355,8 +356,12 @@ def _check_rows(data: Data, key: str, expected: int, name: str, what: str) -> No
         )
 
 
-def _first_asymmetric_edge(edge_index: torch.Tensor, num_nodes: int) -> tuple[int, int] | None:
-    """``(src, dst)`` of an edge whose reverse is missing (multiset comparison), else ``None``."""
+def first_asymmetric_edge(edge_index: torch.Tensor, num_nodes: int) -> tuple[int, int] | None:
+    """``(src, dst)`` of an edge whose reverse is missing (multiset comparison), else ``None``.
+
+    Stricter than ``torch_geometric.utils.is_undirected`` on purpose: an edge listed twice needs
+    its reverse twice, and the answer names the edge for the error message.
+    """
     src, dst = edge_index[0], edge_index[1]
     forward = torch.sort(src * num_nodes + dst).values
     backward = torch.sort(dst * num_nodes + src).values

@@ -19,7 +19,7 @@ import torch
 from torch_geometric.data import Data
 
 from ._legacy_pickle import load_legacy_pickle
-from .dataset import DataFormatError, GraphDataset, TaskSpec
+from .dataset import DataFormatError, GraphDataset, TaskSpec, first_asymmetric_edge
 from .registry import DatasetSource, register
 
 __all__ = ["load_coo_link_folder"]
@@ -58,9 +58,13 @@ def load_coo_link_folder(
         raise DataFormatError(f"{folder}: the split matrices must be square and of one shape, found {sorted(shapes)}")
     num_nodes = int(train.shape[0])
     edge_index = _edges(train)
-    reverse = torch.sort(edge_index[1] * num_nodes + edge_index[0]).values
-    if not torch.equal(torch.sort(edge_index[0] * num_nodes + edge_index[1]).values, reverse):
-        raise DataFormatError(f"{train_path}: the training matrix is not symmetric; ddi is undirected (both directions expected)")
+    asymmetric = first_asymmetric_edge(edge_index, num_nodes)
+    if asymmetric is not None:
+        u, v = asymmetric
+        raise DataFormatError(
+            f"{train_path}: the training matrix is not symmetric (entry ({u}, {v}) has no ({v}, {u})); "
+            f"{dataset_name} is undirected: store both directions of every interaction"
+        )
     data = Data(edge_index=edge_index, num_nodes=num_nodes, domain=domain, name=folder.name)
     upper = edge_index[:, edge_index[0] < edge_index[1]]
     edge_splits = {"train": {"edge_index": upper}, "valid": {"edge_index": _edges(valid)}, "test": {"edge_index": _edges(test)}}

@@ -395,3 +395,22 @@ def test_a_missing_data_folder_is_named_with_the_variable_that_pointed_there(mon
     monkeypatch.setenv("GFM_DATA_DIR", str(tmp_path / "nowhere"))
     with pytest.raises(DataNotFoundError, match=rf"tu/PROTEINS: the data folder '{tmp_path / 'nowhere'}' does not exist \(from GFM_DATA_DIR\)"):
         registry.load("tu/PROTEINS")
+
+
+def test_link_folder_with_a_one_way_training_entry_names_the_entry(tmp_path):
+    import pickle
+
+    import scipy.sparse as sp
+
+    from gfm.data.linkpred import load_coo_link_folder
+
+    def matrix(rows, cols):
+        return sp.coo_matrix(([1.0] * len(rows), (rows, cols)), shape=(4, 4))
+
+    # (0, 1) and (1, 0) are both there; (2, 3) has no (3, 2)
+    (tmp_path / "trn_mat.pkl").write_bytes(pickle.dumps(matrix([0, 1, 2], [1, 0, 3])))
+    for name in ("val_mat.pkl", "tst_mat.pkl"):
+        (tmp_path / name).write_bytes(pickle.dumps(matrix([0], [2])))
+    with pytest.raises(DataFormatError, match=r"trn_mat.pkl: the training matrix is not symmetric \(entry \(2, 3\) has "
+                                              r"no \(3, 2\)\); linkpred/toy is undirected"):
+        load_coo_link_folder(tmp_path, "linkpred/toy")
