@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gfm.utils.io import sha256_file
+
 from .arrow import META_FILE, ArrowGraphDataset, load_graph_dataset, save_graph_dataset
 from .dataset import DataNotFoundError, GraphDataset, UnknownDatasetError, validate_dataset
 
@@ -266,11 +268,7 @@ def cache_key(
             shown = str(path.resolve())
         entry: dict[str, Any] = {"path": shown, "size": stat.st_size}
         if hash_contents:
-            digest = hashlib.sha256()
-            with open(path, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-            entry["sha256"] = digest.hexdigest()
+            entry["sha256"] = sha256_file(path)
         else:
             entry["mtime_ns"] = stat.st_mtime_ns
         described.append(entry)

@@ -20,7 +20,6 @@ Each failure is a named error whose message names the file and the fix.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -32,7 +31,7 @@ from typing import Any
 import torch
 
 from gfm.utils.errors import GFMError
-from gfm.utils.io import atomic_write_json
+from gfm.utils.io import atomic_write_json, sha256_file
 
 __all__ = [
     "CONFIG_NAME",
@@ -42,7 +41,6 @@ __all__ = [
     "GFMCheckpointFileError",
     "GFMCorruptWeightsError",
     "GFMNonFiniteWeightsError",
-    "sha256_file",
     "safetensors_files",
     "write_weights_manifest",
     "verify_weights_manifest",
@@ -74,15 +72,6 @@ class GFMCorruptWeightsError(GFMError, ValueError):
 
 class GFMNonFiniteWeightsError(GFMCorruptWeightsError):
     """Weights hold NaN or infinite values (a diverged run, or corrupted bytes)."""
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def safetensors_files(directory: str | os.PathLike) -> list[Path]:

@@ -20,7 +20,6 @@ checkpoints of the same run identity: never one it cannot read or one of another
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 import os
@@ -34,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gfm.utils.io import atomic_write_json, fsync_directory
+from gfm.utils.io import atomic_write_json, fsync_directory, sha256_file
 
 from .errors import CheckpointConfigMismatchError, CorruptCheckpointError
 
@@ -72,19 +71,11 @@ def list_checkpoints(root: str | os.PathLike) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _manifest(directory: Path) -> dict[str, dict[str, Any]]:
     files = {}
     for path in sorted(directory.rglob("*")):
         if path.is_file() and path.name != TRAINER_STATE_NAME:
-            files[str(path.relative_to(directory))] = {"size": path.stat().st_size, "sha256": _sha256(path)}
+            files[str(path.relative_to(directory))] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
     return files
 
 
@@ -117,7 +108,7 @@ def verify_checkpoint(checkpoint: str | os.PathLike) -> dict[str, Any]:
                 f"{checkpoint}: file {relative} has {path.stat().st_size} bytes, the manifest says {expected['size']} "
                 "(truncated or overwritten)"
             )
-        if _sha256(path) != expected["sha256"]:
+        if sha256_file(path) != expected["sha256"]:
             raise CorruptCheckpointError(f"{checkpoint}: file {relative} does not match its SHA-256 in the manifest")
     if not state.get("manifest"):
         raise CorruptCheckpointError(f"{checkpoint}: the manifest is empty; the checkpoint holds no state")

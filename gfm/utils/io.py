@@ -1,8 +1,9 @@
-"""Atomic writes: a reader never sees a half-written file or checkpoint directory."""
+"""Atomic writes (a reader never sees a half-written file or checkpoint directory) and file digests."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -11,7 +12,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_directory", "fsync_directory"]
+__all__ = [
+    "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_directory", "fsync_directory", "sha256_file",
+]
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks (``hashlib.file_digest`` needs Python 3.11)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def fsync_directory(path: str | os.PathLike) -> None:

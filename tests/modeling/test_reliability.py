@@ -30,11 +30,12 @@ from gfm.modeling import (
     GFMModel,
     GFMNonFiniteWeightsError,
 )
-from gfm.modeling.checkpoint_files import WEIGHTS_MANIFEST_NAME, sha256_file
+from gfm.modeling.checkpoint_files import WEIGHTS_MANIFEST_NAME
 from gfm.testing.checkpoints import as_hub_cache
 from gfm.testing.modeling import tiny_gfm_config
 from gfm.testing.training import TinyGraphTokenizer
 from gfm.utils.errors import GFMError
+from gfm.utils.io import sha256_file
 
 VOCAB = 32  # TinyGraphTokenizer's vocabulary
 

@@ -306,7 +306,8 @@ def test_export_writes_a_manifest_that_loading_verifies(tmp_path: Path, inputs) 
     from transformers import AutoModelForPreTraining
 
     from gfm.modeling import GFMCheckpointFileError, GFMCorruptWeightsError
-    from gfm.modeling.checkpoint_files import WEIGHTS_MANIFEST_NAME, sha256_file
+    from gfm.modeling.checkpoint_files import WEIGHTS_MANIFEST_NAME
+    from gfm.utils.io import sha256_file
 
     summary = train(tmp_path, inputs, model_type="gfm", max_steps=2, max_length=48,
                     model_config={"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
