@@ -12,6 +12,7 @@ Checked over ``README.md``, ``docs/*.md`` and ``benchmarks/RESULTS.md``:
 - every ``gfm.x.y`` name written in code is an importable module or an attribute of one, and
   every ``from gfm... import ...`` line of a code block imports;
 - the architecture page states the layer order exactly as the checker defines it.
+- every benchmark script has its section in ``benchmarks/RESULTS.md`` and its row in README.md.
 """
 
 from __future__ import annotations
@@ -200,6 +201,17 @@ def test_architecture_page_states_the_checked_layer_order() -> None:
     assert LAYER_ORDER in page, f"docs/ARCHITECTURE.md does not state the layer order {LAYER_ORDER!r}"
     readme = _read(ROOT / "README.md")
     assert "(docs/ARCHITECTURE.md)" in readme, "README.md does not link docs/ARCHITECTURE.md"
+
+
+def test_every_benchmark_has_a_results_section_and_a_readme_row() -> None:
+    results = ROOT / "benchmarks" / "RESULTS.md"
+    headings = _anchors(results)
+    readme = _read(ROOT / "README.md")
+    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+        assert any(h == script.stem or h.startswith(script.stem + "-") for h in headings), (
+            f"benchmarks/RESULTS.md has no section '## {script.stem}' for {script.name}"
+        )
+        assert f"`benchmarks/{script.name}`" in readme, f"README.md's benchmark table does not list {script.name}"
 
 
 # --- the checker itself, on planted cases -------------------------------------------------------
