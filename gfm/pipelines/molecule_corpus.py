@@ -54,6 +54,7 @@ __all__ = [
     "run_molecule_corpus",
     "prepare_molecule_tokenizer",
     "leakage_exclusion_list",
+    "protocol_test_smiles",
     "count_leakage",
     "format_leakage_table",
     "format_corpus_report",
@@ -101,6 +102,9 @@ class MoleculeCorpusArguments:
     leakage_check: list[str] = field(default_factory=list, metadata={
         "help": "Registry names whose test molecules are counted in the corpus after the build (e.g. the six "
                 "MoleculeNet classification sets)."})
+    test_split: str = field(default="hu2020", metadata={
+        "help": "Which test molecules exclude_test_sets and leakage_check mean: 'hu2020' (Hu et al.'s scaffold "
+                "split, the protocol's) or 'registry' (the loader's split).", "choices": ("hu2020", "registry")})
     max_skipped_fraction: float = field(default=0.01, metadata={"help": "A shard with a larger share of unparsable rows "
                                                                          "is an error."})
     overwrite: bool = field(default=False, metadata={"help": "Replace an output_dir written by another tokenizer or with "
@@ -190,33 +194,55 @@ def prepare_molecule_tokenizer(args: MoleculeCorpusArguments) -> tuple[Any, Path
 # ---------------------------------------------------------------------------------------------
 # leakage
 # ---------------------------------------------------------------------------------------------
-def _test_forms(names: Sequence[str], data_dir: str | os.PathLike | None) -> dict[str, list[tuple[str | None, str | None]]]:
+def protocol_test_smiles(name: str, data_dir: str | os.PathLike | None = None, split: str = "hu2020") -> list[str]:
+    """The test molecules of a fine-tuning dataset under the protocol's split.
+
+    Args:
+        split: ``"hu2020"``: Hu et al.'s scaffold split (what the molecule protocol scores);
+            ``"registry"``: the dataset loader's own split.
+    """
+    if split == "registry":
+        return split_smiles(name, "test", data_dir=data_dir)
+    if split != "hu2020":
+        raise ConfigError(f"split={split!r}; use 'hu2020' or 'registry'")
+    from gfm.data.registry import load
+    from gfm.data.scaffold_protocol import hu_scaffold_split
+
+    dataset = load(name, data_dir=data_dir)
+    names = [graph.name for graph in dataset.graphs]
+    return [names[i] for i in hu_scaffold_split(names)["test"].tolist()]
+
+
+def _test_forms(names: Sequence[str], data_dir: str | os.PathLike | None,
+                split: str = "hu2020") -> dict[str, list[tuple[str | None, str | None]]]:
     """Per dataset: ``(isomeric canonical, stereo-free canonical)`` of each test row (``None``: unparsable)."""
     forms = {}
     for name in names:
         rows = []
-        for text in split_smiles(name, "test", data_dir=data_dir):
+        for text in protocol_test_smiles(name, data_dir, split):
             isomeric = canonical_smiles(text)
             rows.append((isomeric, None if isomeric is None else stereo_free_canonical(isomeric)))
         forms[name] = rows
     return forms
 
 
-def leakage_exclusion_list(names: Sequence[str], data_dir: str | os.PathLike | None = None) -> list[str]:
+def leakage_exclusion_list(names: Sequence[str], data_dir: str | os.PathLike | None = None,
+                           split: str = "hu2020") -> list[str]:
     """Stereo-free canonical SMILES of the test molecules of ``names`` (sorted, unique): the filter list
     that :func:`~gfm.training.molecule_corpus.build_molecule_corpus` (``exclude=``) leaves out."""
-    forms = _test_forms(names, data_dir)
+    forms = _test_forms(names, data_dir, split)
     return sorted({free for rows in forms.values() for _, free in rows if free is not None})
 
 
 def count_leakage(corpus_dir: str | os.PathLike, names: Sequence[str],
-                  data_dir: str | os.PathLike | None = None) -> list[LeakageCount]:
-    """Count the test molecules of each dataset of ``names`` that a molecule corpus holds.
+                  data_dir: str | os.PathLike | None = None, split: str = "hu2020") -> list[LeakageCount]:
+    """Count the test molecules (of the ``split``, see :func:`protocol_test_smiles`) of each dataset of
+    ``names`` that a molecule corpus holds.
 
     The corpus's ``canonical_smiles`` column is streamed shard by shard (only the test molecules,
     a few thousand per dataset, are held in sets), so the check costs one pass over the column.
     """
-    forms = _test_forms(names, data_dir)
+    forms = _test_forms(names, data_dir, split)
     isomeric_wanted = {iso for rows in forms.values() for iso, _ in rows if iso is not None}
     free_wanted = {free for rows in forms.values() for _, free in rows if free is not None}
     found_isomeric: set[str] = set()
@@ -259,7 +285,7 @@ def run_molecule_corpus(args: MoleculeCorpusArguments) -> MoleculeCorpusReport:
     gc.collect()
     exclude = None
     if args.exclude_test_sets:
-        exclude = leakage_exclusion_list(args.exclude_test_sets, args.data_dir)
+        exclude = leakage_exclusion_list(args.exclude_test_sets, args.data_dir, args.test_split)
         logger.info("leaving out %d test molecules of %s", len(exclude), ", ".join(args.exclude_test_sets))
     build = build_molecule_corpus(
         args.source, tokenizer, args.output_dir, data_dir=args.data_dir, column=args.column, shard_size=args.shard_size,
@@ -267,7 +293,8 @@ def run_molecule_corpus(args: MoleculeCorpusArguments) -> MoleculeCorpusReport:
         exclude=exclude, max_skipped_fraction=args.max_skipped_fraction, overwrite=args.overwrite,
         progress=args.progress,
     )
-    leakage = count_leakage(build.directory, args.leakage_check, args.data_dir) if args.leakage_check else []
+    leakage = (count_leakage(build.directory, args.leakage_check, args.data_dir, args.test_split)
+               if args.leakage_check else [])
     if leakage:
         atomic_write_json(build.directory / "leakage.json", [asdict(c) for c in leakage])
     return MoleculeCorpusReport(tokenizer_dir, trained, build, lengths, None if exclude is None else len(exclude), leakage)

@@ -37,6 +37,7 @@ from gfm.pipelines.molecule_corpus import (
     count_leakage,
     format_corpus_report,
     leakage_exclusion_list,
+    protocol_test_smiles,
     run_molecule_corpus,
 )
 from gfm.testing.paths import source_root
@@ -226,7 +227,7 @@ def test_leakage_is_counted_by_canonical_smiles_and_the_exclusion_list_removes_i
     args = MoleculeCorpusArguments(source=str(source), data_dir=str(fake_data_dir), output_dir=str(tmp_path / "corpus"),
                                    tokenizer_output_dir=str(tmp_path / "tok"), tokenizer_sample_size=104,
                                    num_merges=30, shard_size=40, num_workers=0, progress=False,
-                                   leakage_check=["moleculenet/clintox"], length_sample=50)
+                                   leakage_check=["moleculenet/clintox"], test_split="registry", length_sample=50)
     report = run_molecule_corpus(args)
     (count,) = report.leakage
     assert (count.dataset, count.test_molecules, count.unparsable) == ("moleculenet/clintox", 31, 0)
@@ -235,7 +236,7 @@ def test_leakage_is_counted_by_canonical_smiles_and_the_exclusion_list_removes_i
     text = format_corpus_report(report)
     assert "| moleculenet/clintox | 31 " in text and "| without merges " in text and "trained now" in text
     # the filter list: the corpus built without the test molecules has none of them
-    exclusion = leakage_exclusion_list(["moleculenet/clintox"], data_dir=fake_data_dir)
+    exclusion = leakage_exclusion_list(["moleculenet/clintox"], data_dir=fake_data_dir, split="registry")
     assert len(exclusion) == 31 and stereo_free_canonical(canonical_smiles(SPECIAL[0])) in exclusion
     clean = run_molecule_corpus(dataclasses.replace(args, output_dir=str(tmp_path / "clean"),
                                                     exclude_test_sets=["moleculenet/clintox"]))
@@ -243,4 +244,10 @@ def test_leakage_is_counted_by_canonical_smiles_and_the_exclusion_list_removes_i
     assert clean.build.manifest["totals"]["excluded"] == 4 and clean.build.rows == 100
     assert [row["line"] for row in clean.build.manifest["excluded"]] == [101, 102, 103, 104]
     assert [(c.exact, c.stereo_free) for c in count_leakage(clean.build.directory, ["moleculenet/clintox"],
-                                                            fake_data_dir)] == [(0, 0)]
+                                                            fake_data_dir, "registry")] == [(0, 0)]
+    # the protocol's own split has other test molecules: the special ones train there, and the early
+    # NCI molecules of the corpus are its test molecules
+    hu_test = protocol_test_smiles("moleculenet/clintox", fake_data_dir)
+    assert len(hu_test) == 31 and not set(SPECIAL) & set(hu_test) and set(hu_test) <= set(pretraining)
+    (hu_count,) = count_leakage(report.build.directory, ["moleculenet/clintox"], fake_data_dir)
+    assert (hu_count.test_molecules, hu_count.exact, hu_count.stereo_free) == (31, 31, 31)
