@@ -100,9 +100,10 @@ def load_tokenizer_classes() -> None:
 def special_token_ids(tokenizer: Any) -> list[int]:
     """Ids that masking never touches: ``<pad> <bos> <eos> <mask> <sep> <jump> <unk>`` and the like."""
     names = set(SPECIAL_TOKEN_NAMES) | {n[: -len("_token_id")] for n in dir(type(tokenizer)) if n.endswith("_token_id")}
+    # only integer attributes: ``QuantizedTokenizer.code_token_id`` is a method, not a special id
     ids = {getattr(tokenizer, f"{name}_token_id", None) for name in names}
     ids.update(getattr(tokenizer, "all_special_ids", None) or [])
-    return sorted(int(i) for i in ids if i is not None)
+    return sorted(int(i) for i in ids if isinstance(i, int) and not isinstance(i, bool))
 
 
 @dataclass

@@ -262,3 +262,15 @@ def test_gradient_checkpointing_gives_the_same_losses(tmp_path: Path, inputs: tu
     assert plain.keys() == checkpointed.keys() == {1, 2, 3}
     for step in plain:
         assert checkpointed[step] == pytest.approx(plain[step], rel=1e-6)
+
+
+def test_special_token_ids_of_a_quantized_tokenizer_are_its_special_ids_only() -> None:
+    """``code_token_id`` is a method of the quantized tokenizer, not a special id: it used to crash here."""
+    from gfm.tokenization.quantized import QuantizedTokenizer, QuantizedTokenizerConfig
+    from gfm.tokenization.special_tokens import SPECIAL_TOKENS
+    from gfm.training.trainer import special_token_ids
+
+    tokenizer = QuantizedTokenizer(QuantizedTokenizerConfig())
+    ids = special_token_ids(tokenizer)
+    assert ids == sorted({tokenizer.special_id(token) for token in SPECIAL_TOKENS})
+    assert tokenizer.mask_token_id in ids and tokenizer.pad_token_id in ids
