@@ -24,6 +24,7 @@ from typing import Any
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, snapshot_download
 from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 
+from gfm.modeling.checkpoint_files import GFMCorruptWeightsError
 from gfm.tokenization.base import (
     TOKENIZER_CONFIG_NAME,
     AutoGraphTokenizer,
@@ -69,8 +70,11 @@ class TokenizerMismatchError(HubError):
     """The tokenizer beside a model is not the one the model was trained with."""
 
 
-class CorruptCheckpointError(HubError, ValueError):
+class CorruptCheckpointError(HubError, GFMCorruptWeightsError):
     """A saved checkpoint's files are damaged or incomplete, so it must not be loaded.
+
+    A :class:`gfm.modeling.GFMCorruptWeightsError` (what ``from_pretrained`` raises for the same
+    fault), so ``except GFMCorruptWeightsError`` catches damaged weights from every load path.
 
     One meaning for both kinds of checkpoint: a weights file that is truncated or whose header
     is damaged (:func:`verify_safetensors`), and a training-state checkpoint whose files do not

@@ -81,3 +81,12 @@ def test_gfm_console_script_prints_a_gfm_error_without_traceback(capsys: pytest.
     assert status == 2
     assert captured.err.startswith("gfm: error: ") and "no-such-source/nothing" in captured.err
     assert "Traceback" not in captured.err and len(captured.err.strip().splitlines()) == 1
+
+
+def test_damaged_weights_are_one_family_of_errors() -> None:
+    """hub's CorruptCheckpointError is the GFMCorruptWeightsError that from_pretrained raises, specialized."""
+    from gfm import hub
+    from gfm.modeling import GFMCorruptWeightsError
+
+    assert issubclass(hub.CorruptCheckpointError, GFMCorruptWeightsError)
+    assert issubclass(hub.CorruptCheckpointError, hub.HubError)
