@@ -19,7 +19,6 @@ would read one of them, and every corpus-building path (this ``Corpus``,
 from __future__ import annotations
 
 import difflib
-import hashlib
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,6 +29,7 @@ import torch
 from torch_geometric.data import Data
 
 from gfm.utils.errors import GFMError
+from gfm.utils.io import sha256_file
 from gfm.utils.seed import torch_generator
 
 from .arrow import ArrowGraphDataset
@@ -85,14 +85,6 @@ class EvaluationGraphLeakError(GFMError, ValueError):
 
 def _normalized_name(name: str) -> str:
     return "/".join(part for part in str(name).strip().lower().split("/") if part)
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _evaluation_files(data_dir: Path | None) -> dict[Path, str]:
@@ -165,9 +157,9 @@ def evaluation_graph_read_by(
         except OSError:
             continue
         if same_size:
-            digest = _file_digest(path)
+            digest = sha256_file(path)
             for other in same_size:
-                if _file_digest(other) == digest:
+                if sha256_file(other) == digest:
                     return evaluation[other], f"it reads {str(path)!r}, a copy of {str(other)!r}"
     return None
 
