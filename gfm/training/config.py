@@ -20,6 +20,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from gfm.utils.config import COMMAND_LINE, ConfigError, check_fields, load_config_dataclasses
@@ -164,6 +165,16 @@ class DataArguments(_Validated):
     eval_max_per_domain: int = field(
         default=128, metadata={"help": "At most this many held-back graphs per domain (keeps evaluation fast)."}
     )
+    held_out_corpus: Optional[str] = field(
+        default=None,
+        metadata={"help": "A second tokenized corpus (same tokenizer) never trained on, evaluated at every eval "
+                  "step and logged as split `held_out` (e.g. MOSES's scaffold-split test molecules, "
+                  "runs/corpora/moses-test-scaffolds)."},
+    )
+    held_out_max_graphs: int = field(
+        default=2048,
+        metadata={"help": "Graphs of held_out_corpus evaluated per domain (a fixed choice seeded by the domain name)."},
+    )
 
     def validate(self) -> None:
         if self.max_length < 2:
@@ -172,6 +183,15 @@ class DataArguments(_Validated):
             raise ConfigError(f"config key 'eval_fraction' must be in [0, 1), got {self.eval_fraction}")
         if self.bucket_window < 1:
             raise ConfigError(f"config key 'bucket_window' must be at least 1, got {self.bucket_window}")
+        if self.held_out_max_graphs < 1:
+            raise ConfigError(f"config key 'held_out_max_graphs' must be at least 1, got {self.held_out_max_graphs}")
+        if self.held_out_corpus is not None and self.tokenized_corpus is not None and (
+            Path(self.held_out_corpus).resolve() == Path(self.tokenized_corpus).resolve()
+        ):
+            raise ConfigError(
+                f"config key 'held_out_corpus' ({self.held_out_corpus}) is the training corpus; a held-out loss needs "
+                "graphs the run never trains on (e.g. a corpus of moses/test_scaffolds)"
+            )
         for domain, weight in self.mixture_weights.items():
             if weight < 0:
                 raise ConfigError(f"config key 'mixture_weights': weight of domain {domain!r} is negative ({weight})")
@@ -356,6 +376,7 @@ RESUMABLE_KEYS = frozenset(
         "save_steps", "save_total_limit", "export_dir", "report_to", "plot", "progress_bar",
         "torch_num_threads", "tokenizer_name_or_path", "tokenized_corpus", "data_dir", "cache_dir",
         "deepspeed_config", "model_name_or_path", "stop_after_steps", "max_nonfinite_steps",
+        "held_out_corpus", "held_out_max_graphs",
     }
 )
 

@@ -322,6 +322,17 @@ class Pretrainer:
             drop_long_sequences=data.drop_long_sequences,
         )
         self.eval_batches = eval_micro_batches(self.corpus, data.max_length, training.micro_batch_rows)
+        self.held_out_corpus: TokenizedCorpus | None = None
+        self.held_out_batches: list[list[int]] = []
+        if data.held_out_corpus is not None:
+            # every row is a candidate; the first held_out_max_graphs of a seeded order per domain are evaluated
+            self.held_out_corpus = TokenizedCorpus.load(
+                data.held_out_corpus, eval_fraction=1.0, eval_max_per_domain=data.held_out_max_graphs
+            )
+            self.held_out_corpus.check_vocabulary(self.tokenizer.vocab_size, self.tokenizer.content_hash)
+            self.held_out_batches = eval_micro_batches(self.held_out_corpus, data.max_length, training.micro_batch_rows)
+            logger.info("held-out corpus %s: %d graphs evaluated in %d micro-batches", self.held_out_corpus.name,
+                        len(self.held_out_corpus.eval_rows), len(self.held_out_batches))
         self.num_levels = self._count_levels() if self.corpus.has_level_ids else 0
         self.level_ranges = level_token_ranges(self.tokenizer, self.num_levels) if "masked_code" in objectives else None
         # model inputs the corpus implies (the model config must agree)
@@ -442,10 +453,11 @@ class Pretrainer:
     # -----------------------------------------------------------------------------------------
     # 2. one micro-batch, one step
     # -----------------------------------------------------------------------------------------
-    def micro_batch(self, rows: Sequence[int], epoch: int) -> MicroBatch:
-        """Pack ``rows`` and build every objective's inputs and labels (keys fixed per graph draw)."""
+    def micro_batch(self, rows: Sequence[int], epoch: int, corpus: TokenizedCorpus | None = None) -> MicroBatch:
+        """Pack ``rows`` of ``corpus`` (default: the training corpus) and build every objective's inputs and
+        labels (keys fixed per graph draw)."""
         data, objective = self.config.data, self.config.objective
-        batch, sample_domains = build_micro_batch(self.corpus, rows, data.max_length, self.tokenizer.pad_token_id)
+        batch, sample_domains = build_micro_batch(corpus or self.corpus, rows, data.max_length, self.tokenizer.pad_token_id)
         keys = [sample_key(self.config.training.seed, epoch, row) for row in rows]
         objective_batches = build_objective_batches(
             batch, keys, objective.objectives, self.mask_token_id, self.special_ids,
@@ -471,7 +483,7 @@ class Pretrainer:
     def accumulate_stats(self, micro: MicroBatch, losses: Sequence[torch.Tensor], stats: torch.Tensor,
                          level_stats: torch.Tensor | None) -> None:
         """Add per (objective, domain) loss sums and target counts into ``stats`` [O, D, 2]."""
-        num_domains = len(self.domain_names)
+        num_domains = stats.shape[1]
         for o, (ob, loss) in enumerate(zip(micro.objective_batches, losses)):
             target = ob.labels != -100
             sequence_ids = ob.inputs["sequence_ids"]
@@ -540,20 +552,23 @@ class Pretrainer:
     # 3. evaluation
     # -----------------------------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:
-        """Per-domain losses of every objective on the held-back graphs (all processes take part)."""
-        names = list(self.config.objective.objectives)
-        stats = torch.zeros(len(names), len(self.domain_names), 2, dtype=torch.float64, device=self.accelerator.device)
-        level_stats = torch.zeros(max(self.num_levels, 1), 2, dtype=torch.float64, device=self.accelerator.device)
-        if not self.eval_batches:
+    def evaluate(self, held_out: bool = False) -> dict[str, float]:
+        """Per-domain losses of every objective on the held-back graphs of the training corpus, or with
+        ``held_out`` on the chosen graphs of ``held_out_corpus`` (all processes take part)."""
+        corpus = self.held_out_corpus if held_out else self.corpus
+        batches = self.held_out_batches if held_out else self.eval_batches
+        if corpus is None or not batches:
             return {}
-        mine = self.eval_batches[self.rank :: self.world_size]
-        rounds = math.ceil(len(self.eval_batches) / self.world_size)
+        names = list(self.config.objective.objectives)
+        stats = torch.zeros(len(names), len(corpus.domain_names), 2, dtype=torch.float64, device=self.accelerator.device)
+        level_stats = torch.zeros(max(self.num_levels, 1), 2, dtype=torch.float64, device=self.accelerator.device)
+        mine = batches[self.rank :: self.world_size]
+        rounds = math.ceil(len(batches) / self.world_size)
         self.model.eval()
         for i in range(rounds):
             # Every process runs the same number of forwards (ZeRO-3 gathers weights collectively).
             real = i < len(mine)
-            micro = self.micro_batch(mine[i] if real else self.eval_batches[0], EVAL_EPOCH)
+            micro = self.micro_batch(mine[i] if real else batches[0], EVAL_EPOCH, corpus)
             losses = self.forward_losses(micro)
             if real:
                 self.accumulate_stats(micro, losses, stats, level_stats)
@@ -561,9 +576,10 @@ class Pretrainer:
         reduced = self.accelerator.reduce(torch.cat([stats.view(-1), level_stats.view(-1)]), reduction="sum").cpu()
         stats = reduced[: stats.numel()].view_as(stats)
         level_stats = reduced[stats.numel() :].view_as(level_stats)
-        return self.loss_metrics(stats, level_stats)
+        return self.loss_metrics(stats, level_stats, corpus.domain_names)
 
-    def loss_metrics(self, stats: torch.Tensor, level_stats: torch.Tensor) -> dict[str, float]:
+    def loss_metrics(self, stats: torch.Tensor, level_stats: torch.Tensor,
+                     domain_names: Sequence[str] | None = None) -> dict[str, float]:
         """``loss``, ``loss/<objective>``, ``loss/<objective>/<domain>``, ``loss/masked_code/level<k>``."""
         out: dict[str, float] = {}
         total = 0.0
@@ -572,7 +588,7 @@ class Pretrainer:
             mean = float(stats[o, :, 0].sum()) / count if count else float("nan")
             out[f"loss/{name}"] = mean
             total += weight * mean
-            for d, domain in enumerate(self.domain_names):
+            for d, domain in enumerate(self.domain_names if domain_names is None else domain_names):
                 if stats[o, d, 1] > 0:
                     out[f"loss/{name}/{domain}"] = float(stats[o, d, 0] / stats[o, d, 1])
             if name == "masked_code":
@@ -742,13 +758,15 @@ class Pretrainer:
 
         def log(split: str, at: int, values: Mapping[str, float]) -> None:
             for name, value in values.items():
-                first_metrics[split].setdefault(name, [at, value])
-                last_metrics[split][name] = [at, value]
+                first_metrics.setdefault(split, {}).setdefault(name, [at, value])
+                last_metrics.setdefault(split, {})[name] = [at, value]
             if writer is not None:
                 writer.write(at, split, values)
 
         if checkpoint is None:
             log("eval", 0, self.evaluate())
+            if self.held_out_corpus is not None:
+                log("held_out", 0, self.evaluate(held_out=True))
         window = self._new_window()
         bar = tqdm(total=training.max_steps, initial=step, disable=not (accelerator.is_main_process and training.progress_bar),
                    desc="pretraining", unit="step", dynamic_ncols=True)
@@ -803,6 +821,8 @@ class Pretrainer:
             paused = time.perf_counter()  # evaluation and checkpoints do not count against tokens/s
             if training.eval_steps and step % training.eval_steps == 0 and step != training.max_steps:
                 log("eval", step, self.evaluate())
+                if self.held_out_corpus is not None:
+                    log("held_out", step, self.evaluate(held_out=True))
             due = (training.save_steps and step % training.save_steps == 0) or step == last_step < training.max_steps
             if due and nonfinite_streak:
                 logger.warning("step %d: no checkpoint while the loss is not finite (it would hold diverged weights and "
@@ -825,6 +845,8 @@ class Pretrainer:
                 writer.close()
             return {"steps": step, "stopped_early": True, "checkpoint_step": saved_at}
         log("eval", step, self.evaluate())
+        if self.held_out_corpus is not None:
+            log("held_out", step, self.evaluate(held_out=True))
         summary = self._summary(step, tokens_seen, started, first_metrics, last_metrics)
         summary["export_dir"] = str(self.export(summary))
         if accelerator.is_main_process:
@@ -880,7 +902,9 @@ class Pretrainer:
     def _summary(self, step: int, tokens_seen: int, started: float, first: Mapping[str, Any],
                  last: Mapping[str, Any]) -> dict[str, Any]:
         losses: dict[str, dict[str, dict[str, float]]] = {}
-        for split in ("eval", "train"):
+        for split in ("eval", "train", "held_out"):
+            if split not in last:
+                continue
             losses[split] = {}
             for name, (last_step, last_value) in last[split].items():
                 if not name.startswith("loss/") or name.count("/") != 2 or name not in first[split]:

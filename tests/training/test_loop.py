@@ -274,3 +274,38 @@ def test_special_token_ids_of_a_quantized_tokenizer_are_its_special_ids_only() -
     ids = special_token_ids(tokenizer)
     assert ids == sorted({tokenizer.special_id(token) for token in SPECIAL_TOKENS})
     assert tokenizer.mask_token_id in ids and tokenizer.pad_token_id in ids
+
+
+# ---------------------------------------------------------------------------------------------
+# a held-out corpus (graphs the run never trains on), evaluated beside the held-back rows
+# ---------------------------------------------------------------------------------------------
+def test_held_out_corpus_is_evaluated_and_logged_as_its_own_split(tmp_path: Path, inputs: tuple[Path, Path]) -> None:
+    # A copy of the training corpus under another path, restricted to the 6 graphs per domain that
+    # are the training corpus's own held-back rows (same seeded order, 10% of 60): its held-out
+    # losses must then equal the eval losses exactly, which checks rows, packing and reduction.
+    copy = tmp_path / "held_out_copy"
+    shutil.copytree(inputs[1], copy)
+    summary = train(tmp_path, inputs, max_steps=8, eval_steps=4, held_out_corpus=str(copy), held_out_max_graphs=6,
+                    objectives={"next_token": 1.0, "masked_token": 0.5})
+    rows = read_metrics(tmp_path / "run" / "metrics.csv")
+    held_out = {(r["step"], r["metric"]): r["value"] for r in rows if r["split"] == "held_out"}
+    evaluated = {(r["step"], r["metric"]): r["value"] for r in rows if r["split"] == "eval"}
+    assert sorted({step for step, _ in held_out}) == [0, 4, 8]
+    assert set(held_out) == set(evaluated)
+    for key, value in held_out.items():
+        assert value == pytest.approx(evaluated[key], rel=1e-12), key
+    assert summary["losses"]["held_out"]["loss/next_token/alpha"]["last"] < summary["losses"]["held_out"][
+        "loss/next_token/alpha"]["first"]
+
+
+def test_held_out_corpus_must_not_be_the_training_corpus(tmp_path: Path, inputs: tuple[Path, Path]) -> None:
+    with pytest.raises(ConfigError, match="'held_out_corpus' .* is the training corpus; a held-out loss needs graphs"):
+        train(tmp_path, inputs, held_out_corpus=str(inputs[1]))
+
+
+def test_held_out_corpus_of_another_tokenizer_is_refused(tmp_path: Path, inputs: tuple[Path, Path]) -> None:
+    from gfm.testing.training import write_corpus
+
+    other = write_corpus(tmp_path / "other_corpus", graphs_per_domain=8, tokenizer_hash="f" * 64)
+    with pytest.raises(VocabularyMismatchError, match="other_corpus was tokenized by tokenizer ffffffffffff, but the run"):
+        train(tmp_path, inputs, held_out_corpus=str(other))
