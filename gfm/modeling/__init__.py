@@ -31,6 +31,7 @@ from transformers import (
 from .auto import AutoModelForEdgePrediction, AutoModelForNodeClassification
 from .checkpoint_files import GFMCheckpointFileError, GFMCorruptWeightsError, GFMNonFiniteWeightsError
 from .configuration_gfm import GFMConfig, GFMConfigError
+from .in_context import InContextConfig, InContextModel
 from .modeling_gfm import (
     GFMCheckpointMismatchError,
     GFMForEdgePrediction,
@@ -46,6 +47,8 @@ AutoConfig.register(GFMConfig.model_type, GFMConfig, exist_ok=True)
 AutoModel.register(GFMConfig, GFMModel, exist_ok=True)
 AutoModelForPreTraining.register(GFMConfig, GFMForPretraining, exist_ok=True)
 AutoModelForSequenceClassification.register(GFMConfig, GFMForGraphClassification, exist_ok=True)
+AutoConfig.register(InContextConfig.model_type, InContextConfig, exist_ok=True)
+AutoModel.register(InContextConfig, InContextModel, exist_ok=True)
 
 __all__ = [
     "AutoModelForEdgePrediction",
@@ -63,4 +66,6 @@ __all__ = [
     "GFMModel",
     "GFMNonFiniteWeightsError",
     "GFMPreTrainedModel",
+    "InContextConfig",
+    "InContextModel",
 ]
