@@ -74,7 +74,7 @@ from ..base import (
 )
 from ..special_tokens import SpecialTokensMixin
 from ..tokenized_graph import TokenizedGraph
-from .graphs import GraphArrays, GraphInputError, PreparedBatch, prepare_batch, read_graph
+from .graphs import GraphArrays, GraphInputError, PreparedBatch, prepare_batch, read_graph, schema_from_signature
 from .kernel import emit_tokens_c, load_kernel, walk_batch_c
 from .merges import LearnedMerges, MergesError
 from .vocab import (
@@ -137,6 +137,11 @@ _ID_KEYS = {"<pad>": "pad_token_id", "<bos>": "bos_token_id", "<eos>": "eos_toke
 _CONFIG_KEYS = ("tokenizer_class", "content_hash", "vocab_size", "format_version", "vocab_file", "merges_file",
                 "base_vocab_size", "special_tokens", "edge_types", *_ID_KEYS.values(), *_SETTINGS_KEYS)
 _MERGES_RECORD_KEYS = ("model_type", "sha256", "base_vocab_size", "pieces")
+
+
+#: ``Data.domain`` of a graph decoded from a sequence written with ``<unk>`` as its schema (the
+#: generic path of a tokenizer without a generic schema): structure only
+UNKNOWN_DOMAIN = "unknown"
 
 
 class EulerianDecodeError(GFMError, ValueError):
@@ -327,6 +332,7 @@ class EulerianTokenizer(SpecialTokensMixin, GraphTokenizer):
         self.unknown_value_count = 0  # categorical values written as <unk> so far (unknown="unk")
         self._unknown_in_call = 0
         self._warned_fields: set[str] = set()
+        self._generic_logged: set[tuple[str, str]] = set()  # (layout, schema written) the generic path logged
         self._hash: str | None = None
         # id(schema read from a graph) -> (that schema, the vocabulary's equal schema, its token id);
         # holding the schema keeps its id from being reused
@@ -477,6 +483,9 @@ class EulerianTokenizer(SpecialTokensMixin, GraphTokenizer):
         flush()
         if count == 0:
             raise ValueError("EulerianTokenizer.train: got no graphs; pass the training corpus")
+        # the generic schema: structure only under default_domain, for graphs of a layout or domain
+        # the corpus never showed (encode(unknown="unk"); see _resolve_schema)
+        schemas.update(GraphSchema(default_domain, directed, (), ()) for directed in (False, True))
         for key, columns in (declared_values or {}).items():
             if key not in values:
                 continue  # no graph of this domain has this field: its tokens would never be read
@@ -682,6 +691,9 @@ class EulerianTokenizer(SpecialTokensMixin, GraphTokenizer):
         if unknown == "unk":
             self.unknown_value_count += len(missing)
             self._unknown_in_call += len(missing)
+            source_rows = missing[:, 0] if selected is None else selected[missing[:, 0]]
+            member = np.searchsorted(rows_ptr, source_rows, side="right") - 1
+            np.add.at(self._unknown_per_graph, np.asarray(members, dtype=np.int64)[member], 1)
             return
         row, column = (int(v) for v in missing[0])
         source_row = int(selected[row]) if selected is not None else row
@@ -721,18 +733,34 @@ class EulerianTokenizer(SpecialTokensMixin, GraphTokenizer):
         """
         vocabulary = self.vocabulary
         self._unknown_in_call = 0
+        self._unknown_per_graph = np.zeros(len(graphs), dtype=np.int64)
+        metadata: list[dict[str, Any]] = [{} for _ in range(len(graphs))]
+        generic: list[int] = []
         arrays = [read_graph(g, index_offset + i, self.default_domain, self._warned_fields) for i, g in enumerate(graphs)]
+        domains = [a.schema.domain for a in arrays]  # the graphs' own, also on the generic path
         schema_ids = np.empty(len(arrays), dtype=np.int64)
         cache = self._schema_cache
         for i, a in enumerate(arrays):
             hit = cache.get(id(a.schema))
             if hit is None or hit[0] is not a.schema:
-                known = vocabulary.find_schema(a.schema)
-                if known is None:
+                hit = cache[id(a.schema)] = (a.schema, *self._resolve_schema(a.schema))
+            if hit[3] is not None:  # the generic path
+                if unknown == "error":
                     raise UnknownValueError(self._unknown_schema_message(a))
-                hit = cache[id(a.schema)] = (a.schema, known, vocabulary.schema_token_id(known))
+                metadata[i]["generic_schema"] = dict(hit[3])
+                generic.append(i)
             a.schema = hit[1]
             schema_ids[i] = hit[2]
+        notes = sorted({(metadata[i]["generic_schema"]["layout"], metadata[i]["generic_schema"]["written_as"])
+                        for i in generic})
+        if notes:
+            new_notes = [note for note in notes if note not in self._generic_logged]
+            self._generic_logged.update(new_notes)
+            (logger.warning if new_notes else logger.debug)(
+                "%d graph(s) of a layout the vocabulary never saw were encoded through the generic path (%s); "
+                "TokenizedGraph.metadata['generic_schema'] says what was written and what was left out",
+                len(generic), "; ".join(f"{layout} -> {written}" for layout, written in notes),
+            )
         prepared = prepare_batch(arrays, vocabulary.max_continuous_magnitude(), vocabulary.continuous_decimals)
         num_graphs = len(arrays)
         node_ptr, raw_ptr, edge_ptr = prepared.node_ptr, prepared.raw_ptr, prepared.edge_ptr
@@ -818,7 +846,8 @@ class EulerianTokenizer(SpecialTokensMixin, GraphTokenizer):
                     offsets[g] = int(fresh.integers(0, modulus[g]))
                 else:
                     offsets[g] = SplitMix64(seeds[g] ^ _OFFSET_SALT).below(int(modulus[g]))
-        metadata: list[dict[str, Any]] = [{} for _ in range(num_graphs)]
+        for g in np.nonzero(self._unknown_per_graph)[0].tolist():
+            metadata[g]["unknown_values"] = int(self._unknown_per_graph[g])
         simple = target_nodes is None and target_edges is None and not return_node_order and not offsets.any()
         if simple:  # the common case, vectorized: [<bos>] <graph:...> ... [<eos>]
             specials = 1 if add_special_tokens else 0
@@ -914,7 +943,7 @@ class EulerianTokenizer(SpecialTokensMixin, GraphTokenizer):
             prefix_specials=np.full(num_graphs, 1 if add_special_tokens else 0, dtype=np.int64),
             suffix_length=suffix_lengths,
             num_nodes=num_nodes,
-            domains=[a.schema.domain for a in arrays],
+            domains=domains,
             metadata=metadata,
         )
 
@@ -1002,8 +1031,55 @@ class EulerianTokenizer(SpecialTokensMixin, GraphTokenizer):
         )
         return (
             f"{arrays.label}: its layout {schema.token} was not seen when the vocabulary was trained; {known}. "
-            "Retrain the tokenizer with graphs of this layout (or convert the graph's fields to a known one)"
+            "Encode with unknown='unk' to write it through the generic path (recorded in "
+            "metadata['generic_schema']), retrain the tokenizer with graphs of this layout, or convert the graph's "
+            "fields to a known one"
         )
+
+    def _resolve_schema(self, schema: GraphSchema) -> tuple[GraphSchema, int, dict[str, Any] | None]:
+        """The vocabulary schema a graph of layout ``schema`` is written with, its token id, and
+        ``None`` (an exact match) or the generic path's record.
+
+        The generic path (``unknown="unk"``), first match wins:
+
+        1. the same fields and direction under ``default_domain`` (attribute values are then written
+           with that domain's tokens, unseen ones as ``<unk>``);
+        2. the graph's own domain, structure only (no attribute field);
+        3. ``default_domain``, structure only: the *generic schema* every tokenizer trained by this
+           gfm holds (``<graph:generic>``, ``<graph:generic|directed>``);
+        4. none of them in the vocabulary (tokenizers saved before the generic schema existed):
+           ``<unk>`` in the schema position, structure only.
+
+        Fields the chosen schema lacks are not written as tokens; the record names them
+        (``left_out``) so nothing disappears unannounced.
+        """
+        vocabulary = self.vocabulary
+        known = vocabulary.find_schema(schema)
+        if known is not None:
+            return known, vocabulary.schema_token_id(known), None
+        directed = schema.directed
+        candidates = [
+            GraphSchema(self.default_domain, directed, schema.node_fields, schema.edge_fields),
+            GraphSchema(schema.domain, directed, (), ()),
+            GraphSchema(self.default_domain, directed, (), ()),
+        ]
+        target, token_id = None, self.unk_token_id
+        for candidate in candidates:
+            target = vocabulary.find_schema(candidate)
+            if target is not None:
+                token_id = vocabulary.schema_token_id(target)
+                break
+        if target is None:
+            target = schema_from_signature((schema.domain, directed, (), ()))
+        kept = {spec.describe() for spec in target.node_fields + target.edge_fields}
+        left_out = [spec.describe() for spec in schema.node_fields + schema.edge_fields if spec.describe() not in kept]
+        record = {
+            "domain": schema.domain,
+            "layout": schema.token,
+            "written_as": vocabulary.tokens[token_id],
+            "left_out": left_out,
+        }
+        return target, token_id, record
 
     def _bodies(self, batch: _EncodedBatch) -> list[np.ndarray]:
         """The part of each base sequence merges apply to (schema token to the end of the walk)."""
@@ -1521,9 +1597,15 @@ class _Decoder:
                 f"{self.where(p)}: expected a graph schema token (<graph:...>), got the end of the sequence: "
                 f"{self.given} token(s) hold no graph to decode"
             )
-        if self.kind[p] != KIND_SCHEMA:
+        if ids[p] == special["<unk>"]:
+            # the generic path of a layout no schema of the vocabulary covers: structure only; the
+            # graph is directed iff a step carries a direction token
+            directed = bool(np.isin(ids[p + 1 :], [special["<fwd>"], special["<bwd>"]]).any())
+            self.schema = schema = GraphSchema(UNKNOWN_DOMAIN, directed, (), ())
+        elif self.kind[p] != KIND_SCHEMA:
             self.fail(p, f"expected a graph schema token (<graph:...>), got {self.name(p)}")
-        self.schema = schema = self.vocabulary.schemas[self.payload[p]]
+        else:
+            self.schema = schema = self.vocabulary.schemas[self.payload[p]]
         p += 1
         self.node_values = {spec.name: [] for spec in schema.node_fields}
         self.edge_values = {spec.name: [] for spec in schema.edge_fields}

@@ -69,6 +69,7 @@ from ..input_space import (
     GraphInputProjector,
     InputSpaceConfig,
     InputSpaceError,
+    feature_schema_key,
     graph_display_name,
 )
 from ..special_tokens import SPECIAL_TOKENS, SpecialTokensMixin
@@ -486,6 +487,7 @@ class QuantizedTokenizer(SpecialTokensMixin, GraphTokenizer):
         self.corpus_statistics: dict[str, Any] = {}
         self._hash: str | None = None
         self._cache: OrderedDict[int, tuple[weakref.ref, tuple, _GraphState]] = OrderedDict()
+        self._generic_logged: set[str] = set()
 
     @staticmethod
     def _build_network(config: QuantizedTokenizerConfig, input_dim: int) -> QuantizerNetwork:
@@ -1091,6 +1093,41 @@ class QuantizedTokenizer(SpecialTokensMixin, GraphTokenizer):
             )
         return out
 
+    def trained_domains(self) -> set[str]:
+        """The domains of the training corpus (empty for a tokenizer saved without corpus statistics)."""
+        return {str(entry.get("domain")) for entry in (self.corpus_statistics.get("datasets") or [])}
+
+    def _generic_schema_record(self, graph: Data) -> dict[str, Any] | None:
+        """``None`` for a graph of a training domain, else what the generic path did (logged once per layout).
+
+        The quantized tokenizer has no per-domain vocabulary: every graph goes through the shared
+        input space, so a graph of an unseen domain is encoded like any other. The record says how
+        its features were read: the structure channel always; categorical columns hashed (an unseen
+        value is hashed like a seen one, never ``<unk>``); continuous columns with the statistics
+        fitted for its feature schema, else with the graph's own (``"own"``).
+        """
+        domains = self.trained_domains()
+        domain = str(getattr(graph, "domain", None) or "unknown")
+        if not domains or domain in domains:
+            return None
+        key = feature_schema_key(graph)
+        x, x_cont = getattr(graph, "x", None), getattr(graph, "x_cont", None)
+        has_continuous = any(isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel() for t in (x, x_cont))
+        if not has_continuous:
+            statistics = "none"
+        else:
+            statistics = "fitted" if key in self.projector.continuous_stats else "own"
+        record = {"domain": domain, "layout": key, "written_as": f"input space (continuous statistics: {statistics})",
+                  "left_out": []}
+        if key not in self._generic_logged:
+            self._generic_logged.add(key)
+            logger.warning(
+                "%s: domain %r was not in the training corpus (domains: %s); encoded through the shared input space "
+                "(feature schema %r, continuous statistics: %s); TokenizedGraph.metadata['generic_schema'] records it",
+                graph_display_name(graph), domain, sorted(domains), key, statistics,
+            )
+        return record
+
     def _ppr(self, state: _GraphState, centres: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return ppr_topk(
             state.edges,
@@ -1173,6 +1210,9 @@ class QuantizedTokenizer(SpecialTokensMixin, GraphTokenizer):
         ppr_weight = None
         if node_weights is not None:
             ppr_weight = torch.cat([torch.zeros(1), node_weights.repeat_interleave(levels), torch.zeros(1)])
+        record = self._generic_schema_record(graph)
+        if record is not None:
+            metadata = {**metadata, "generic_schema": record}
         node_features = None
         if with_features:
             features = state.inputs[nodes].repeat_interleave(levels, dim=0)
