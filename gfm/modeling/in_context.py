@@ -78,6 +78,7 @@ class InContextConfig(PretrainedConfig):
         hidden_size / num_layers / num_heads / mlp_ratio: the episode transformer.
         ridge_strengths: ridge strengths (fraction of the support Gram's trace / n) of the ridge variants.
         propagation_steps / propagation_alpha: label propagation ``Y <- alpha Â Y + (1 - alpha) Y0``.
+        propagation_probes: supports whose exact leave-one-out propagation describes the propagation variant.
         evidence_temperature: initial ``tau`` of the channel-attention term.
         selection_sharpness: initial weight of a variant's leave-one-out accuracy gap to the best variant in its
             attention score (at initialization the attention is a soft leave-one-out selection, as the
@@ -97,6 +98,7 @@ class InContextConfig(PretrainedConfig):
         ridge_strengths: list[float] | tuple[float, ...] = (0.01, 0.1, 1.0),
         propagation_steps: int = 10,
         propagation_alpha: float = 0.9,
+        propagation_probes: int = 48,
         evidence_temperature: float = 2.0,
         selection_sharpness: float = 20.0,
         pair_term: bool = True,
@@ -111,6 +113,7 @@ class InContextConfig(PretrainedConfig):
         self.ridge_strengths = [float(s) for s in ridge_strengths]
         self.propagation_steps = int(propagation_steps)
         self.propagation_alpha = float(propagation_alpha)
+        self.propagation_probes = int(propagation_probes)
         self.evidence_temperature = float(evidence_temperature)
         self.selection_sharpness = float(selection_sharpness)
         self.pair_term = bool(pair_term)
@@ -160,18 +163,6 @@ class PreparedGraph:
     @property
     def num_nodes(self) -> int:
         return int(self.vectors.shape[0])
-
-    def return_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(diag Â, diag Â²)``, float32 ``[N]`` each (cached)."""
-        cached = getattr(self, "_return_weights", None)
-        if cached is None:
-            coo = self.adjacency.to_sparse_coo().coalesce()
-            rows, cols = coo.indices()
-            values = coo.values()
-            diag1 = torch.zeros(self.num_nodes).index_add_(0, rows[rows == cols], values[rows == cols])
-            diag2 = torch.zeros(self.num_nodes).index_add_(0, rows, values * values)  # Â symmetric
-            cached = self._return_weights = (diag1, diag2)
-        return cached
 
 
 def prepare_graph(graph: Data, use_features: bool, config: InContextConfig, name: str = "graph") -> PreparedGraph:
@@ -266,24 +257,44 @@ def _prototype_variant(matrix: torch.Tensor, support_index: torch.Tensor, suppor
     return queries, loo
 
 
-def _propagation_variant(graph: PreparedGraph, support_index: torch.Tensor, targets: torch.Tensor,
-                         query_index: torch.Tensor, steps: int, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Label propagation ``Y <- alpha Â Y + (1 - alpha) Y0`` read at the queries ``[Q, C]``, and at the
-    supports without their own seed ``[S, C]``: the seed's return mass is taken as
-    ``(1 - alpha)(1 + alpha Â_ii + alpha^2 (Â^2)_ii)`` (walks of length <= 2; longer returns are ignored)."""
-    adjacency = graph.adjacency
-    seeds = torch.zeros(adjacency.shape[0], targets.shape[1])
-    seeds[support_index] = targets.float()
+def _propagate(adjacency: torch.Tensor, seeds: torch.Tensor, steps: int, alpha: float) -> torch.Tensor:
+    """``Y <- alpha Â Y + (1 - alpha) Y0`` for ``steps`` steps from ``Y0 = seeds`` ``[N, C]``."""
     out = seeds
     for _ in range(steps):
         out = alpha * (adjacency @ out) + (1 - alpha) * seeds
-    diag1, diag2 = graph.return_weights()
-    own = (1 - alpha) * (1 + alpha * diag1[support_index] + alpha * alpha * diag2[support_index])
-    loo = out[support_index].double() - own.double()[:, None] * targets
-    return out[query_index].double(), loo
+    return out
+
+
+def _probe_order(support_index: torch.Tensor) -> torch.Tensor:
+    """A fixed pseudo-random order of the supports from their node ids only (never labels or input order)."""
+    keys = (support_index * 2654435761 + 97) % 2147483647
+    return torch.argsort(keys * (support_index.max() + 1) + support_index)
+
+
+def _propagation_variant(graph: PreparedGraph, support_index: torch.Tensor, targets: torch.Tensor,
+                         query_index: torch.Tensor, steps: int, alpha: float,
+                         probes: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Label propagation read at the queries ``[Q, C]``, and exact leave-one-out predictions at up to ``probes``
+    supports ``[P, C]`` with their positions ``[P]``.
+
+    Propagation is linear in the seeds, so the prediction for support ``i`` from the other supports is
+    ``Y_i - P_ii y_i`` with ``P_ii`` the mass its own seed sends back to it; ``P_ii`` is computed exactly by
+    propagating the indicator of each probed support (cost ``probes`` propagations, so a subset chosen from
+    the node ids alone stands for the support set on large ones)."""
+    adjacency = graph.adjacency
+    seeds = torch.zeros(adjacency.shape[0], targets.shape[1])
+    seeds[support_index] = targets.float()
+    out = _propagate(adjacency, seeds, steps, alpha)
+    chosen = _probe_order(support_index)[:probes]
+    indicator = torch.zeros(adjacency.shape[0], chosen.numel())
+    indicator[support_index[chosen], torch.arange(chosen.numel())] = 1.0
+    own = _propagate(adjacency, indicator, steps, alpha)[support_index[chosen], torch.arange(chosen.numel())]
+    loo = out[support_index[chosen]].double() - own.double()[:, None] * targets[chosen]
+    return out[query_index].double(), loo, chosen
 
 
 def _standardize(query: torch.Tensor, loo: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``loo`` ``[S', C]`` holds leave-one-out predictions of the supports whose classes are ``labels`` ``[S']``."""
     """Centre over classes, scale by the support set's LOO spread; descriptor of the variant."""
     loo_c = loo - loo.mean(dim=1, keepdim=True)
     scale = loo_c.pow(2).mean().sqrt().clamp(min=1e-6)
@@ -340,8 +351,12 @@ def episode_evidence(graph: PreparedGraph, support_index: torch.Tensor, support_
         matrix = graph.channels.get(channel)
         add(*(_prototype_variant(matrix, support_index, support_labels, query_index, num_classes)
               if matrix is not None else (None, None)))
-    add(*_propagation_variant(graph, support_index, targets, query_index, config.propagation_steps,
-                              config.propagation_alpha))
+    query, loo, probed = _propagation_variant(graph, support_index, targets, query_index, config.propagation_steps,
+                                              config.propagation_alpha, config.propagation_probes)
+    z, stats = _standardize(query, loo, support_labels[probed])
+    scores.append(z)
+    descriptors.append(stats)
+    mask.append(True)
     mask_t = torch.tensor(mask)
     stats = torch.stack(descriptors)  # [V, 2]: accuracy, margin
     best = stats[mask_t, 0].max() if mask_t.any() else torch.tensor(0.0, dtype=torch.float64)
