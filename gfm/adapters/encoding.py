@@ -33,12 +33,15 @@ from torch_geometric.data import Data
 from gfm.tokenization.tokenized_graph import TokenizedGraph, collate_tokenized_graphs
 from gfm.utils.errors import GFMError
 
-__all__ = ["SamplingConfig", "TaskSampleEncoder", "EncodingError", "ATTRIBUTE_KEYS"]
+__all__ = ["SamplingConfig", "TaskSampleEncoder", "EncodingError", "ATTRIBUTE_KEYS", "LONG_SEQUENCES", "ego_setting_counts",
+           "describe_ego_setting"]
 
 logger = logging.getLogger(__name__)
 
 #: node / edge attribute fields of the Data contract (docs/CONTRACTS.md section 1)
 ATTRIBUTE_KEYS = ("x", "x_cont", "edge_attr", "edge_attr_cont", "x_observed")
+#: what happens to a node's ego graph longer than the model's context: shrink it, or leave it (the batch raises)
+LONG_SEQUENCES = ("fit", "error")
 
 
 class EncodingError(GFMError, ValueError):
@@ -62,6 +65,10 @@ class SamplingConfig:
             vocabulary never saw as ``<unk>`` (the tokenizer counts them), ``"error"`` raises.
         max_length: raise when a sequence is longer (never truncated); ``None`` = the model's
             ``max_position_embeddings``.
+        long_sequences: node tasks: ``"fit"`` (default) shrinks an ego graph that tokenizes to more
+            than ``max_length`` tokens until it fits (see :meth:`TaskSampleEncoder.node_samples`),
+            recorded per node in ``metadata["ego"]`` and counted by :func:`ego_setting_counts`;
+            ``"error"`` leaves it as sampled, so the batch builder raises.
     """
 
     method: str = "khop"
@@ -73,10 +80,13 @@ class SamplingConfig:
     max_feature_width: int | None = 32
     unknown: str = "unk"
     max_length: int | None = None
+    long_sequences: str = "fit"
 
     def __post_init__(self) -> None:
         if self.attributes not in ("tokens", "drop"):
             raise EncodingError(f"SamplingConfig.attributes={self.attributes!r}; use 'tokens' or 'drop'")
+        if self.long_sequences not in LONG_SEQUENCES:
+            raise EncodingError(f"SamplingConfig.long_sequences={self.long_sequences!r}; use one of {list(LONG_SEQUENCES)}")
         if self.unknown not in ("unk", "error"):
             raise EncodingError(f"SamplingConfig.unknown={self.unknown!r}; use 'unk' or 'error'")
 
@@ -239,23 +249,109 @@ class TaskSampleEncoder:
             for sample, graph in zip(samples, graphs)
         ]
 
-    def _sampler(self, graph: Data):
+    def _sampler(self, graph: Data, setting: dict[str, int | None] | None = None):
         from gfm.data.sampling import EgoGraphSampler
 
         s = self.sampling
+        setting = setting or self.configured_setting()
         return EgoGraphSampler(
-            graph, method=s.method, num_hops=s.num_hops, max_neighbors=s.max_neighbors, ppr_k=s.ppr_k, seed=s.seed
+            graph, method=s.method, num_hops=setting.get("num_hops", s.num_hops),
+            max_neighbors=setting.get("max_neighbors", s.max_neighbors), ppr_k=setting.get("ppr_k", s.ppr_k),
+            seed=s.seed,
         )
+
+    def configured_setting(self) -> dict[str, int | None]:
+        """The ego-graph size the sampling config asks for: ``{"num_hops", "max_neighbors"}`` or ``{"ppr_k"}``."""
+        s = self.sampling
+        if s.method == "ppr":
+            return {"ppr_k": s.ppr_k}
+        return {"num_hops": s.num_hops, "max_neighbors": s.max_neighbors}
+
+    def fit_ladder(self, graph: Data) -> list[dict[str, int | None]]:
+        """Smaller ego-graph settings tried in order for a node whose ego graph is too long.
+
+        k-hop: fewer neighbours per hop first (the cap halved down to 1; no cap starts from the
+        graph's largest degree), then one hop fewer with the full cap again, and so on down to
+        one hop; the last resort is the centre alone (0 hops). PPR: ``ppr_k`` halved down to 1.
+        Deterministic: the ladder depends on the config and the graph only, and the first
+        setting whose sequence fits is kept.
+        """
+        s = self.sampling
+        if s.method == "ppr":
+            ladder, k = [], s.ppr_k
+            while k > 1:
+                k //= 2
+                ladder.append({"ppr_k": k})
+            return ladder
+        cap = s.max_neighbors
+        if cap is None:
+            num_nodes = int(graph.num_nodes)
+            degree = torch.bincount(graph.edge_index[0], minlength=num_nodes) if graph.edge_index.numel() else None
+            cap = max(1, int(degree.max())) if degree is not None and num_nodes else 1
+        caps = []
+        while cap >= 1:
+            caps.append(cap)
+            cap //= 2
+        ladder = []
+        for hops in range(s.num_hops, 0, -1):
+            for m in caps:
+                if hops == s.num_hops and m == caps[0] and s.max_neighbors is not None:
+                    continue  # the configured setting itself
+                ladder.append({"num_hops": hops, "max_neighbors": m})
+        ladder.append({"num_hops": 0, "max_neighbors": 0})
+        return ladder
 
     def node_samples(self, graph: Data, nodes: torch.Tensor) -> list[TokenizedGraph]:
         """One sequence per target node: its ego graph with ``target_node`` marked.
+
+        With ``sampling.long_sequences="fit"`` and a ``max_length``, a node whose ego graph
+        tokenizes to more than ``max_length`` tokens is sampled again with the settings of
+        :meth:`fit_ladder` until it fits; ``metadata["ego"]`` of its sequence records the
+        setting used (sequences without it used :meth:`configured_setting`). A node that does
+        not fit even alone is an :class:`EncodingError`.
 
         Args:
             graph: the whole graph the task may read.
             nodes: int64 ``[S]`` target nodes.
         """
+        nodes = torch.as_tensor(nodes, dtype=torch.long).view(-1)
         features = self._projected(graph)
-        egos = list(self._sampler(graph).node_samples(nodes, labels=torch.zeros(int(graph.num_nodes))))
+        samples = self._node_samples_with(graph, nodes, features, None)
+        if self.sampling.long_sequences != "fit" or self.max_length is None:
+            return samples
+        too_long = [i for i, sample in enumerate(samples) if len(sample) > self.max_length]
+        if not too_long:
+            return samples
+        first_lengths = {i: len(samples[i]) for i in too_long}
+        for setting in self.fit_ladder(graph):
+            redone = self._node_samples_with(graph, nodes[too_long], features, setting)
+            remaining = []
+            for i, sample in zip(too_long, redone):
+                if len(sample) <= self.max_length:
+                    sample.metadata["ego"] = dict(setting)
+                    samples[i] = sample
+                else:
+                    remaining.append(i)
+            too_long = remaining
+            if not too_long:
+                break
+        if too_long:
+            node = int(nodes[too_long[0]])
+            raise EncodingError(
+                f"{getattr(graph, 'name', None) or 'graph'}: node {node} tokenizes to {len(samples[too_long[0]])} tokens "
+                f"even without neighbours, more than max_length={self.max_length}; its attributes alone are too long: "
+                "use attributes='drop' or a model with more positions"
+            )
+        counts = ego_setting_counts(samples, self.configured_setting())
+        logger.info(
+            "%s: %d of %d ego graphs were longer than max_length=%d tokens (longest %d) and were shrunk to fit: %s",
+            getattr(graph, "name", None) or "graph", len(first_lengths), len(samples), self.max_length,
+            max(first_lengths.values()), ", ".join(f"{k}: {v}" for k, v in counts.items()),
+        )
+        return samples
+
+    def _node_samples_with(self, graph: Data, nodes: torch.Tensor, features, setting) -> list[TokenizedGraph]:
+        egos = list(self._sampler(graph, setting).node_samples(nodes, labels=torch.zeros(int(graph.num_nodes))))
         samples = self._encode_many(egos, target_node=[0] * len(egos))  # the centre is local node 0
         return [self._attach(sample, features, ego.n_id) for sample, ego in zip(samples, egos)]
 
@@ -282,3 +378,30 @@ class TaskSampleEncoder:
                 [samples[i] for i in chosen], pad_token_id=self.tokenizer.pad_token_id, max_length=self.max_length
             )
             yield chosen, batch
+
+
+def describe_ego_setting(setting: dict[str, int | None]) -> str:
+    """``"2 hops x 8 neighbours"``, ``"1 hops x all neighbours"``, ``"centre only"`` or ``"ppr top-16"``."""
+    if "ppr_k" in setting:
+        return f"ppr top-{setting['ppr_k']}"
+    if not setting.get("num_hops"):
+        return "centre only"
+    cap = setting.get("max_neighbors")
+    return f"{setting['num_hops']} hops x {'all' if cap is None else cap} neighbours"
+
+
+def ego_setting_counts(samples: Sequence[TokenizedGraph], configured: dict[str, int | None]) -> dict[str, int]:
+    """How many node sequences used each ego-graph setting: ``{"2 hops x 8 neighbours": 31, ...}``.
+
+    Sequences that were shrunk to fit the context carry their setting in ``metadata["ego"]``;
+    the others used ``configured`` (``TaskSampleEncoder.configured_setting()``). Largest first.
+    """
+    counts: dict[str, int] = {}
+    order: dict[str, tuple] = {}
+    for sample in samples:
+        setting = sample.metadata.get("ego") or configured
+        key = describe_ego_setting(setting)
+        counts[key] = counts.get(key, 0) + 1
+        size = setting.get("ppr_k", 0) or 0, setting.get("num_hops", 0) or 0, setting.get("max_neighbors") or 10**9
+        order[key] = size
+    return {key: counts[key] for key in sorted(counts, key=lambda k: order[k], reverse=True)}

@@ -187,7 +187,8 @@ def build_task_items(
             if longest > max_length:
                 raise TaskDataError(
                     f"{dataset.name}: a {split} {task.level} sample tokenizes to {longest} tokens, more than "
-                    f"max_length={max_length}; lower max_neighbors / num_hops or use a model with more positions"
+                    f"max_length={max_length}; set long_sequences='fit' to shrink such ego graphs until they fit (reported), "
+                    "lower max_neighbors / num_hops, or use a model with more positions"
                 )
     if task.kind in ("multilabel",):
         _check_positives(dataset.name, targets)
