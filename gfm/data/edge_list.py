@@ -41,7 +41,8 @@ from .dataset import DataFormatError, GraphDataset, TaskSpec, validate_dataset
 from .registry import DatasetSource, register
 from .splits import indices_to_masks, random_link_split, random_split, stratified_split
 
-__all__ = ["load_edge_list"]
+__all__ = ["load_edge_list", "load_user_graph", "is_user_graph_spec", "parse_user_graph_spec", "user_graph_spec",
+           "user_graph_name", "example_graph_files", "USER_GRAPH_KEYS"]
 
 logger = logging.getLogger(__name__)
 
@@ -390,6 +391,153 @@ def load_edge_list(
     for key, mask in indices_to_masks(split_indices, num_nodes).items():
         data[key] = mask
     return validate_dataset(GraphDataset(name=dataset_name, domain=domain, task=task, graphs=[data], info=info))
+
+
+# ---------------------------------------------------------------------------------------------
+# a user's graph as one string: what the fine-tuning and zero-shot recipes take as a dataset
+# ---------------------------------------------------------------------------------------------
+#: keys of a ``csv:key=value,...`` graph spec and the ``load_edge_list`` keyword each sets
+USER_GRAPH_KEYS = {
+    "edges": "edges_path", "nodes": "nodes_path", "label": "label_col", "id": "node_col", "source": "source_col",
+    "target": "target_col", "split": "split_col", "domain": "domain", "directed": "directed", "name": "dataset_name",
+    "seed": "seed",
+}
+_SPEC_PREFIXES = ("csv:", "parquet:")
+
+
+def is_user_graph_spec(name: str) -> bool:
+    """Whether ``name`` is a ``csv:edges=...,nodes=...,label=...`` spec rather than a registry name."""
+    return isinstance(name, str) and name.startswith(_SPEC_PREFIXES)
+
+
+def user_graph_spec(edges: str | Path, nodes: str | Path | None = None, label: str | None = None, **more: object) -> str:
+    """The spec string of a user graph (the inverse of :func:`parse_user_graph_spec`)."""
+    parts = [f"edges={edges}"] + ([f"nodes={nodes}"] if nodes is not None else [])
+    parts += [f"label={label}"] if label is not None else []
+    parts += [f"{key}={value}" for key, value in more.items() if value is not None]
+    return "csv:" + ",".join(parts)
+
+
+def parse_user_graph_spec(spec: str) -> dict[str, object]:
+    """``"csv:edges=e.csv,nodes=n.csv,label=club"`` -> ``load_user_graph`` keywords.
+
+    Keys: ``edges`` (required), ``nodes``, ``label``, ``id``, ``source``, ``target``, ``split``,
+    ``domain``, ``directed`` (true / false), ``name``, ``seed``. Paths may not contain commas.
+
+    Raises:
+        DataFormatError: not a spec, an entry without ``=``, an unknown or repeated key, no ``edges``.
+    """
+    if not is_user_graph_spec(spec):
+        raise DataFormatError(f"{spec!r} is not a graph spec; write csv:edges=<path>,nodes=<path>,label=<column>")
+    body = spec.split(":", 1)[1]
+    options: dict[str, object] = {}
+    for entry in filter(None, (part.strip() for part in body.split(","))):
+        key, sep, value = entry.partition("=")
+        key = key.strip()
+        if not sep or not value.strip():
+            raise DataFormatError(f"{spec!r}: entry {entry!r} is not key=value; write csv:edges=<path>,nodes=<path>,"
+                                  "label=<column>")
+        if key not in USER_GRAPH_KEYS:
+            raise DataFormatError(f"{spec!r}: unknown key {key!r}; the keys are {sorted(USER_GRAPH_KEYS)}")
+        if key in options:
+            raise DataFormatError(f"{spec!r}: key {key!r} is given twice; give it once")
+        value = value.strip()
+        if key == "directed":
+            if value.lower() not in ("true", "false"):
+                raise DataFormatError(f"{spec!r}: directed={value!r}; write directed=true or directed=false")
+            options[key] = value.lower() == "true"
+        elif key == "seed":
+            options[key] = int(value)
+        else:
+            options[key] = value
+    if "edges" not in options:
+        raise DataFormatError(f"{spec!r}: no edges=<path>; the edge list (columns source,target) is required")
+    return options
+
+
+def user_graph_name(edges: str | Path) -> str:
+    """The name a user graph gets in reports unless one is given: ``csv:<folder>/<edge file>``."""
+    path = Path(edges)
+    return f"csv:{path.parent.name}/{path.name}" if path.parent.name else f"csv:{path.name}"
+
+
+def load_user_graph(
+    edges: str | Path,
+    nodes: str | Path | None = None,
+    label: str | None = "label",
+    *,
+    id: str = "id",  # noqa: A002 - the spec key
+    source: str = "source",
+    target: str = "target",
+    split: str = "split",
+    domain: str = "other",
+    directed: bool = False,
+    name: str | None = None,
+    seed: int = 0,
+    config_keys: tuple[str, str, str] = ("nodes", "label", "id"),
+) -> GraphDataset:
+    """A user's graph with node labels: an edge list plus a node table (CSV or Parquet).
+
+    The node task of the fine-tuning and zero-shot recipes: unlike :func:`load_edge_list` (which
+    turns a node table without labels into a link-prediction task), a missing node table or
+    label column is an error here. The graph's ``domain`` (default ``"other"``) need not be one
+    the tokenizer was trained on: the tokenizers encode it through their generic path.
+
+    Args:
+        edges / nodes: the two files (node table: ``id`` column, the label column, optional
+            ``split`` column and numeric feature columns).
+        label: the label column.
+        config_keys: how the caller names the nodes / label / id options in error messages
+            (the recipes: ``nodes_csv``, ``label_column``, ``id_column``).
+
+    Raises:
+        DataFormatError: no node table, no label column, an edge naming a node the table lacks,
+            an empty / NaN feature cell, a label column with one class, ... (file, line, column, fix).
+    """
+    nodes_key, label_key, id_key = config_keys
+    edges_path = Path(edges).expanduser()
+    name = name or user_graph_name(edges_path)
+    if nodes is None:
+        raise DataFormatError(
+            f"{name}: a node task needs a node table beside {edges_path} (columns {id!r}, {label!r} and optional "
+            f"feature columns); pass {nodes_key}=<path>"
+        )
+    nodes_path = Path(nodes).expanduser()
+    for path, what in ((edges_path, "edge list"), (nodes_path, "node table")):
+        if not path.is_file():
+            raise DataFormatError(f"{name}: the {what} {path} does not exist; check the path")
+    table = _read_table(nodes_path, "a node table")
+    if label is None or label not in table.columns:
+        raise DataFormatError(
+            f"{nodes_path}: no label column {label!r} (columns: {list(table.columns)}); name the column that holds "
+            f"each node's class with {label_key}=<column>"
+        )
+    classes = sorted({_shown(v) for v in table[label].dropna().tolist()})
+    if len(classes) < 2:
+        held = f"a single class {', '.join(classes)}" if classes else "no label at all (every cell is empty)"
+        raise DataFormatError(
+            f"{nodes_path}: label column {label!r} holds {held}; a node classification task needs two or more classes: "
+            f"label nodes of another class, or name another column with {label_key}=<column>"
+        )
+    if id not in table.columns:
+        raise DataFormatError(
+            f"{nodes_path}: no node id column {id!r} (columns: {list(table.columns)}); name it with {id_key}=<column>"
+        )
+    return load_edge_list(
+        edges_path, nodes_path, dataset_name=name, source_col=source, target_col=target, node_col=id, label_col=label,
+        split_col=split, directed=directed, domain=domain, seed=seed,
+    )
+
+
+def example_graph_files() -> dict[str, Path]:
+    """The example user graph shipped with gfm: ``{"edges": ..., "nodes": ...}``.
+
+    Zachary's karate club (34 members, 78 friendships; Zachary 1977, as networkx ships it) as a
+    user would export it: ``edges.csv`` (``source,target``, member ids ``m0`` .. ``m33``) and
+    ``nodes.csv`` (``id,club``: the club each member joined after the split, the label).
+    """
+    folder = Path(__file__).parent / "examples" / "karate_csv"
+    return {"edges": folder / "edges.csv", "nodes": folder / "nodes.csv"}
 
 
 def _path_of(name: str) -> Path:

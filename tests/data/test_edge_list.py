@@ -77,3 +77,86 @@ def test_integer_ids_keep_numeric_order(tmp_path):
     pd.DataFrame({"source": [10, 2, 33], "target": [2, 33, 10]}).to_csv(tmp_path / "e.csv", index=False)
     graph = load_edge_list(tmp_path / "e.csv")[0]
     assert graph.node_names == ["2", "10", "33"] and torch.equal(graph.edge_index.sort(dim=1).values, graph.edge_index.sort(dim=1).values)
+
+
+# --- a user's graph with node labels, as the fine-tuning and zero-shot recipes take it (issue 13, item 6) ---
+def _write(folder, edges: dict, nodes: dict):
+    pd.DataFrame(edges).to_csv(folder / "edges.csv", index=False)
+    pd.DataFrame(nodes).to_csv(folder / "nodes.csv", index=False)
+    return folder / "edges.csv", folder / "nodes.csv"
+
+
+def test_the_packaged_example_graph_loads_as_a_node_task():
+    from gfm.data.edge_list import example_graph_files, load_user_graph
+
+    files = example_graph_files()
+    dataset = load_user_graph(files["edges"], files["nodes"], "club")
+    graph = dataset.graphs[0]
+    assert graph.num_nodes == 34 and graph.edge_index.shape[1] == 2 * 78
+    assert dataset.task.level == "node" and dataset.task.class_names == ["Mr. Hi", "Officer"]
+    assert dataset.name == "csv:karate_csv/edges.csv" and dataset.domain == "other"
+    assert int(graph.train_mask.sum()) + int(graph.val_mask.sum()) + int(graph.test_mask.sum()) == 34
+
+
+def test_graph_spec_round_trips_and_bad_specs_are_named(tmp_path):
+    from gfm.data.edge_list import is_user_graph_spec, load_user_graph, parse_user_graph_spec, user_graph_spec
+
+    edges, nodes = _write(tmp_path, {"src": [1, 2, 3], "dst": [2, 3, 1]},
+                          {"node": [1, 2, 3, 4], "kind": ["a", "b", "a", "b"], "w": [0.5, 1.0, 2.0, 0.0]})
+    spec = user_graph_spec(edges, nodes, "kind", id="node", source="src", target="dst", directed="true")
+    assert is_user_graph_spec(spec) and not is_user_graph_spec("csv/edges.csv")
+    options = parse_user_graph_spec(spec)
+    assert options == {"edges": str(edges), "nodes": str(nodes), "label": "kind", "id": "node", "source": "src",
+                       "target": "dst", "directed": True}
+    dataset = load_user_graph(**options)
+    assert dataset.graphs[0].x.tolist() == [[0.5], [1.0], [2.0], [0.0]] and dataset.graphs[0].directed
+    with pytest.raises(DataFormatError, match=r"unknown key 'lable'; the keys are \['directed', 'domain', 'edges'"):
+        parse_user_graph_spec(f"csv:edges={edges},lable=kind")
+    with pytest.raises(DataFormatError, match=r"entry 'nodes' is not key=value"):
+        parse_user_graph_spec(f"csv:edges={edges},nodes")
+    with pytest.raises(DataFormatError, match=r"no edges=<path>"):
+        parse_user_graph_spec(f"csv:nodes={nodes}")
+    with pytest.raises(DataFormatError, match=r"directed='yes'; write directed=true or directed=false"):
+        parse_user_graph_spec(f"csv:edges={edges},directed=yes")
+
+
+def test_user_graph_errors_name_file_column_and_fix(tmp_path):
+    from gfm.data.edge_list import load_user_graph
+
+    keys = ("nodes_csv", "label_column", "id_column")  # how the recipes name the options
+    edges, nodes = _write(tmp_path, {"source": [1, 2, 3], "target": [2, 3, 1]},
+                          {"id": [1, 2, 3], "club": ["a", "b", "a"], "f": [1.0, 2.0, 3.0]})
+    # missing label column
+    with pytest.raises(DataFormatError) as error:
+        load_user_graph(edges, nodes, "label", config_keys=keys)
+    assert str(error.value) == (f"{nodes}: no label column 'label' (columns: ['id', 'club', 'f']); name the column "
+                                "that holds each node's class with label_column=<column>")
+    # no node table at all
+    with pytest.raises(DataFormatError, match=r"a node task needs a node table beside .*edges.csv .*pass "
+                                              r"nodes_csv=<path>"):
+        load_user_graph(edges, None, "club", config_keys=keys)
+    with pytest.raises(DataFormatError, match=r"the node table .*missing.csv does not exist; check the path"):
+        load_user_graph(edges, tmp_path / "missing.csv", "club", config_keys=keys)
+    # node ids in the edges that the node table lacks
+    bad_edges, _ = _write(tmp_path, {"source": [1, 2, 7], "target": [2, 3, 1]},
+                          {"id": [1, 2, 3], "club": ["a", "b", "a"]})
+    with pytest.raises(DataFormatError) as error:
+        load_user_graph(bad_edges, nodes, "club", config_keys=keys)
+    assert str(error.value) == (f"{bad_edges}: line 4 refers to node 7, which is not in {nodes} (column 'id'); add it "
+                                "to the node table")
+    # a NaN feature cell
+    _, nan_nodes = _write(tmp_path, {"source": [1, 2, 3], "target": [2, 3, 1]},
+                          {"id": [1, 2, 3], "club": ["a", "b", "a"], "f": [1.0, None, 3.0]})
+    with pytest.raises(DataFormatError) as error:
+        load_user_graph(bad_edges.with_name("edges.csv"), nan_nodes, "club", config_keys=keys)
+    assert str(error.value) == (f"{nan_nodes}: line 3, column 'f': the cell is empty or NaN; fill it in (gfm does not "
+                                "guess missing values) or pass ignore_columns=['f'] to leave the column out of the "
+                                "features")
+    # a label column with one class
+    _, one_class = _write(tmp_path, {"source": [1, 2, 3], "target": [2, 3, 1]},
+                          {"id": [1, 2, 3], "club": ["a", "a", "a"]})
+    with pytest.raises(DataFormatError) as error:
+        load_user_graph(edges, one_class, "club", config_keys=keys)
+    assert str(error.value) == (f"{one_class}: label column 'club' holds a single class 'a'; a node classification "
+                                "task needs two or more classes: label nodes of another class, or name another column "
+                                "with label_column=<column>")
