@@ -38,11 +38,12 @@ from gfm.adapters.adaptation import (
     prepare_for_adaptation,
     save_adapter,
 )
-from gfm.adapters.encoding import SamplingConfig, TaskSampleEncoder
+from gfm.adapters.encoding import SamplingConfig, TaskSampleEncoder, describe_ego_setting, ego_setting_counts
 from gfm.adapters.heads import load_pretrained_for_task, scratch_model_for_task
 from gfm.adapters.task_data import TaskItems, build_task_items, node_split_index
 from gfm.adapters.training import TrainingConfig, train_task_model
 from gfm.data.dataset import graph_targets
+from gfm.data.edge_list import is_user_graph_spec, load_user_graph, parse_user_graph_spec, user_graph_name
 from gfm.data.link_splits import LinkSplit, link_split_from_dataset
 from gfm.evaluation.baselines import (
     BaselineConfig,
@@ -55,7 +56,8 @@ from gfm.evaluation.metrics import score_outputs
 from gfm.evaluation.reports import RunResult
 from gfm.utils.config import ConfigError, load_yaml_dataclass
 
-__all__ = ["FinetuneConfig", "FinetuneConfigError", "run_finetuning", "load_finetune_config", "METHOD_NAMES"]
+__all__ = ["FinetuneConfig", "FinetuneConfigError", "run_finetuning", "load_finetune_config", "METHOD_NAMES",
+           "load_task_dataset", "ego_graph_section"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +76,19 @@ def _help(text: str) -> dict[str, str]:
 class FinetuneConfig:
     """Every option of ``finetune/run_finetuning.py`` (one flat YAML mapping)."""
 
-    dataset: str = field(metadata=_help("registry name of the task dataset, e.g. 'planetoid/cora'"))
+    dataset: str | None = field(
+        default=None,
+        metadata=_help("registry name of the task dataset, e.g. 'planetoid/cora', or your own graph as "
+                       "'csv:edges=<path>,nodes=<path>,label=<column>' (or set edges_csv / nodes_csv / label_column)"),
+    )
+    edges_csv: str | None = field(
+        default=None, metadata=_help("your own graph: edge list CSV / Parquet (columns source,target) instead of dataset")
+    )
+    nodes_csv: str | None = field(
+        default=None, metadata=_help("your own graph: node table (column id, the label column, optional numeric features)")
+    )
+    label_column: str = field(default="label", metadata=_help("your own graph: the node table's label column"))
+    id_column: str = field(default="id", metadata=_help("your own graph: the node table's node id column"))
     pretrained: str | None = field(
         default=None, metadata=_help("pretrained checkpoint directory or hub id (model + tokenizer)")
     )
@@ -98,9 +112,11 @@ class FinetuneConfig:
     max_eval_items: int | None = field(default=None, metadata=_help("cap on valid / test graphs / nodes / positive pairs"))
     max_eval_negatives: int | None = field(default=None, metadata=_help("link tasks: cap on evaluation negatives"))
     long_sequences: str = field(
-        default="error",
-        metadata=_help("graph tasks: a graph longer than the model's positions is an 'error', or 'drop' it from "
-                       "every method's split (listed in the report)"),
+        default="fit",
+        metadata=_help("a sequence longer than the model's positions. Node tasks: 'fit' (and 'drop') shrink the ego "
+                       "graph (fewer neighbours per hop, then fewer hops; counts per setting in the report), 'error' "
+                       "raises. Graph tasks: 'drop' leaves the graph out of every method's split (listed in the "
+                       "report), 'fit' and 'error' raise"),
     )
     num_eval_negatives: int = field(
         default=10_000, metadata=_help("link tasks without given negatives: negatives sampled per split")
@@ -151,8 +167,15 @@ class FinetuneConfig:
             )
         if not self.seeds:
             raise FinetuneConfigError("seeds is empty: give at least one seed")
-        if self.long_sequences not in ("error", "drop"):
-            raise FinetuneConfigError(f"long_sequences={self.long_sequences!r}; use 'error' or 'drop'")
+        if self.long_sequences not in ("fit", "error", "drop"):
+            raise FinetuneConfigError(f"long_sequences={self.long_sequences!r}; use 'fit', 'error' or 'drop'")
+        if (self.dataset is None) == (self.edges_csv is None):
+            raise FinetuneConfigError(
+                "give the task's graph once: dataset (a registry name or 'csv:edges=...,nodes=...,label=...') or "
+                f"edges_csv with nodes_csv and label_column (got dataset={self.dataset!r}, edges_csv={self.edges_csv!r})"
+            )
+        if self.nodes_csv is not None and self.edges_csv is None:
+            raise FinetuneConfigError("nodes_csv is set without edges_csv; give the edge list too (edges_csv=<path>)")
         if len(set(self.seeds)) != len(self.seeds):
             raise FinetuneConfigError(f"seeds {self.seeds} repeat")
 
@@ -160,7 +183,18 @@ class FinetuneConfig:
         return SamplingConfig(
             method=self.sampling_method, num_hops=self.num_hops, max_neighbors=self.max_neighbors,
             ppr_k=self.ppr_k, attributes=self.attributes,
+            long_sequences="error" if self.long_sequences == "error" else "fit",
         )
+
+    @property
+    def dataset_name(self) -> str:
+        """The task's name in reports: the registry name or spec, or the user graph's."""
+        if self.dataset is None:
+            return user_graph_name(self.edges_csv)
+        if is_user_graph_spec(self.dataset):
+            options = parse_user_graph_spec(self.dataset)
+            return str(options.get("name") or user_graph_name(str(options["edges"])))
+        return self.dataset
 
     def training(self, scratch: bool = False) -> TrainingConfig:
         rate = self.scratch_learning_rate if scratch and self.scratch_learning_rate is not None else self.learning_rate
@@ -192,10 +226,39 @@ def load_finetune_config(path: str | os.PathLike, overrides: dict[str, Any] | No
 # ---------------------------------------------------------------------------------------------
 # the pieces of a run
 # ---------------------------------------------------------------------------------------------
-def _load_dataset(config: FinetuneConfig):
+def load_task_dataset(name: str | None, data_dir: str | None = None, *, edges_csv: str | None = None,
+                      nodes_csv: str | None = None, label_column: str = "label", id_column: str = "id"):
+    """The task's ``GraphDataset``: a registry name, a ``csv:edges=...,nodes=...,label=...`` spec, or
+    the ``edges_csv`` / ``nodes_csv`` / ``label_column`` config keys (a user's own graph with node labels)."""
     from gfm.data.registry import load
 
-    return load(config.dataset, data_dir=config.data_dir)
+    if name is None:
+        return load_user_graph(edges_csv, nodes_csv, label_column, id=id_column,
+                               config_keys=("nodes_csv", "label_column", "id_column"))
+    if is_user_graph_spec(name):
+        return load_user_graph(**parse_user_graph_spec(name))
+    return load(name, data_dir=data_dir)
+
+
+def _load_dataset(config: FinetuneConfig):
+    return load_task_dataset(config.dataset, config.data_dir, edges_csv=config.edges_csv, nodes_csv=config.nodes_csv,
+                             label_column=config.label_column, id_column=config.id_column)
+
+
+def ego_graph_section(results: list[RunResult]) -> str:
+    """Markdown: how many nodes each ego-graph setting served, per run that had to fit ego graphs
+    to the model's context (``extra["ego_graphs"]``); empty when none did."""
+    rows = [(run.method, run.task, run.seed, run.extra["ego_graphs"]) for run in results
+            if set(run.extra.get("ego_graphs") or {}) - {run.extra.get("ego_graph_setting")}]
+    if not rows:
+        return ""
+    lines = ["### ego graphs fitted to the model's context", "",
+             "Nodes whose ego graph was longer than the model's positions were sampled again with fewer neighbours "
+             "per hop, then fewer hops (long_sequences: fit); nodes per setting:", "",
+             "| method | task | seed | nodes per ego-graph setting |", "|---|---|---|---|"]
+    for method, task, seed, counts in rows:
+        lines.append(f"| {method} | {task} | {seed} | {'; '.join(f'{k}: {v}' for k, v in counts.items())} |")
+    return "\n".join(lines) + "\n"
 
 
 def _gnn_baseline(config: FinetuneConfig, dataset, link_split: LinkSplit | None, seed: int) -> RunResult:
@@ -244,8 +307,11 @@ def _controls(
             "label_propagation": label_propagation_scores(data.edge_index, data.y, train, task.num_classes),
             "svd_probe": probe.node_scores(data.edge_index, data.y, train, None, task.num_classes),
         }
-        if features is not None:
+        if features is not None and features.shape[1] >= 2:
             scores["svd_probe+features"] = probe.node_scores(data.edge_index, data.y, train, features, task.num_classes)
+        elif features is not None:  # an SVD of one column is no probe (SVDProbe refuses it)
+            logger.warning("%s: svd_probe+features is left out: the graph has %d feature column(s), the probe needs "
+                           "two or more", name, features.shape[1])
         for method, values in scores.items():
             results.append(RunResult(
                 method=method, task=name, metric=task.metric, seed=seed, role="control",
@@ -422,7 +488,7 @@ def run_finetuning(config: FinetuneConfig, dataset=None) -> list[RunResult]:
             items = build_task_items(
                 dataset, encoder, seed=seed, split_index=config.split_index, max_train_items=config.max_train_items,
                 max_eval_items=None if task.level == "edge" else config.max_eval_items, link_split=link_split,
-                max_length=encoder.max_length, long_sequences=config.long_sequences,
+                max_length=encoder.max_length, long_sequences="drop" if config.long_sequences == "drop" else "error",
             )
             baseline_dataset = _restricted_to_items(dataset, items, config)
         for method in config.methods:
@@ -436,6 +502,12 @@ def run_finetuning(config: FinetuneConfig, dataset=None) -> list[RunResult]:
             if items is not None and items.dropped:
                 for run in results[first_new:]:
                     run.extra["dropped_long_graphs"] = {k: len(v) for k, v in items.dropped.items()}
+            if items is not None and task.level == "node" and (method in ADAPTATION_METHODS or method == "scratch"):
+                counts = ego_setting_counts([s for split in items.samples.values() for s in split],
+                                            encoder.configured_setting())
+                for run in results[first_new:]:
+                    run.extra["ego_graphs"] = counts
+                    run.extra["ego_graph_setting"] = describe_ego_setting(encoder.configured_setting())
             logger.info("%s seed %d %s done", dataset.name, seed, method)
     logger.info("%s: %d runs in %.0f s", dataset.name, len(results), time.perf_counter() - started)
     return results

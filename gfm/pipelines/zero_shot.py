@@ -24,8 +24,9 @@ from typing import Any
 import torch
 from torch_geometric.data import Data
 
-from gfm.adapters.encoding import SamplingConfig, TaskSampleEncoder
+from gfm.adapters.encoding import SamplingConfig, TaskSampleEncoder, describe_ego_setting, ego_setting_counts
 from gfm.adapters.heads import backbone_of, load_pretrained_for_task
+from gfm.data.edge_list import USER_GRAPH_KEYS, user_graph_spec
 from gfm.data.link_splits import holdout_link_split
 from gfm.evaluation.controls import SVDProbe
 from gfm.evaluation.reports import RunResult
@@ -40,6 +41,7 @@ from gfm.evaluation.zero_shot import (
 )
 from gfm.modeling import GFMModel
 from gfm.modeling.modeling_gfm import pool_per_node
+from gfm.pipelines.finetune import load_task_dataset
 from gfm.utils.config import ConfigError, load_yaml_dataclass
 
 __all__ = ["GFMZeroShotMethod", "ZeroShotConfig", "ZeroShotConfigError", "load_zero_shot_config", "run_zero_shot"]
@@ -67,6 +69,8 @@ class GFMZeroShotMethod(NodeStateMethod):
         self.name, self.role = name, role
         self.batch_size = batch_size
         self._cache: tuple[Data, torch.Tensor] | None = None
+        #: nodes per ego-graph setting of the last graph read (``{"2 hops x 8 neighbours": 31, ...}``)
+        self.ego_graphs: dict[str, int] = {}
 
     @classmethod
     def random_init(cls, model, encoder, seed: int, batch_size: int = 64) -> GFMZeroShotMethod:
@@ -82,6 +86,7 @@ class GFMZeroShotMethod(NodeStateMethod):
             return self._cache[1]
         num_nodes = int(visible.num_nodes)
         samples = self.encoder.node_samples(visible, torch.arange(num_nodes))
+        self.ego_graphs = ego_setting_counts(samples, self.encoder.configured_setting())
         states = torch.zeros(num_nodes, self.backbone.config.hidden_size)
         for chosen, batch in self.encoder.batches(samples, self.batch_size):
             target = batch.pop("target_node").view(-1)
@@ -104,7 +109,25 @@ def _help(text: str) -> dict[str, str]:
 class ZeroShotConfig:
     """Every option of ``finetune/run_zero_shot.py`` (one flat YAML mapping)."""
 
-    datasets: list[str] = field(metadata=_help("registry names of node-classification graphs"))
+    datasets: list[str] = field(
+        default_factory=list,
+        metadata=_help("registry names of node-classification graphs, or your own graphs as "
+                       "'csv:edges=<path>,nodes=<path>,label=<column>'"),
+    )
+    edges_csv: str | None = field(
+        default=None, metadata=_help("your own graph: edge list CSV / Parquet (columns source,target), added to datasets")
+    )
+    nodes_csv: str | None = field(
+        default=None, metadata=_help("your own graph: node table (column id, the label column, optional numeric features)")
+    )
+    label_column: str = field(default="label", metadata=_help("your own graph: the node table's label column"))
+    id_column: str = field(default="id", metadata=_help("your own graph: the node table's node id column"))
+    long_sequences: str = field(
+        default="fit",
+        metadata={"help": "gfm ego graphs longer than the model's positions: 'fit' shrinks them (fewer neighbours per "
+                          "hop, then fewer hops; counts per setting in the report), 'error' raises",
+                  "choices": ("fit", "error")},
+    )
     pretrained: str | None = field(
         default=None, metadata=_help("checkpoint directory or hub id; without it only the parameter-free controls run")
     )
@@ -131,6 +154,18 @@ class ZeroShotConfig:
     num_threads: int | None = field(default=None, metadata=_help("torch threads (None: torch's default)"))
 
     def __post_init__(self) -> None:
+        if not self.datasets and self.edges_csv is None:
+            raise ZeroShotConfigError("no graph: give datasets (registry names or csv:edges=...,nodes=...,label=... "
+                                      "specs) or edges_csv with nodes_csv and label_column")
+        if self.nodes_csv is not None and self.edges_csv is None:
+            raise ZeroShotConfigError("nodes_csv is set without edges_csv; give the edge list too (edges_csv=<path>)")
+        for entry in self.datasets:
+            if str(entry).partition("=")[0] in USER_GRAPH_KEYS:
+                raise ZeroShotConfigError(
+                    f"datasets: entry {entry!r} is a piece of a csv: graph spec that YAML split at its commas; quote the "
+                    "spec: --datasets '[\"csv:edges=<path>,nodes=<path>,label=<column>\"]' (or use edges_csv, "
+                    "nodes_csv, label_column)"
+                )
         for text in self.node_accesses:
             for k in self.labels_per_class:
                 access = Access.parse(text, k if "k_labels" in text else None)
@@ -163,7 +198,8 @@ def _gfm_factory(config: ZeroShotConfig, task):
     model, tokenizer = load_pretrained_for_task(config.pretrained, task)
     encoder = TaskSampleEncoder(
         tokenizer,
-        SamplingConfig(num_hops=config.num_hops, max_neighbors=config.max_neighbors, attributes=config.attributes),
+        SamplingConfig(num_hops=config.num_hops, max_neighbors=config.max_neighbors, attributes=config.attributes,
+                       long_sequences=config.long_sequences),
         node_feature_dim=model.config.node_feature_dim,
         max_length=model.config.max_position_embeddings,
     )
@@ -175,17 +211,34 @@ def _gfm_factory(config: ZeroShotConfig, task):
     return methods
 
 
+def _graph_names(config: ZeroShotConfig) -> list[str]:
+    """``datasets`` plus the ``edges_csv`` graph as a spec."""
+    names = list(config.datasets)
+    if config.edges_csv is not None:
+        names.append(user_graph_spec(config.edges_csv, config.nodes_csv, config.label_column,
+                                     id=None if config.id_column == "id" else config.id_column))
+    return names
+
+
+def _record_ego_graphs(results: list[RunResult], methods) -> None:
+    """Put the ego-graph settings each gfm method's node states used into its results' ``extra``."""
+    by_name = {m.name: m for m in methods if isinstance(m, GFMZeroShotMethod)}
+    for run in results:
+        method = by_name.get(run.method)
+        if method is not None and method.ego_graphs:
+            run.extra["ego_graphs"] = dict(method.ego_graphs)
+            run.extra["ego_graph_setting"] = describe_ego_setting(method.encoder.configured_setting())
+
+
 def run_zero_shot(config: ZeroShotConfig) -> list[RunResult]:
     """Run the protocol on every dataset, access and seed; return all results."""
-    from gfm.data.registry import load
-
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     node_accesses, link_accesses = config.accesses()
     probe = SVDProbe(rank=config.svd_rank, hops=config.svd_hops)
     results: list[RunResult] = []
-    for name in config.datasets:
-        dataset = load(name, data_dir=config.data_dir)
+    for name in _graph_names(config):
+        dataset = load_task_dataset(name, config.data_dir)
         if dataset.task.level != "node" or dataset.task.kind != "classification":
             raise AccessError(f"{name}: the zero-shot recipe takes node-classification graphs, got {dataset.task.summary()}")
         gfm_methods = _gfm_factory(config, dataset.task)
@@ -195,7 +248,16 @@ def run_zero_shot(config: ZeroShotConfig) -> list[RunResult]:
             return (gfm_methods(seed) if gfm_methods else []) + controls
 
         for access in node_accesses:
-            results += run_node_classification(dataset, methods, access, config.seeds)
+            used: dict[int, list] = {}
+
+            def tracked(seed: int, methods=methods, used=used):
+                used[seed] = methods(seed)
+                return used[seed]
+
+            new = run_node_classification(dataset, tracked, access, config.seeds)
+            for seed, seed_methods in used.items():
+                _record_ego_graphs([run for run in new if run.seed == seed], seed_methods)
+            results += new
         data = dataset.graphs[0]
 
         def split_for_seed(seed: int, data=data, name=name):
