@@ -74,7 +74,14 @@ from ..base import (
 )
 from ..special_tokens import SpecialTokensMixin
 from ..tokenized_graph import TokenizedGraph
-from .graphs import GraphArrays, GraphInputError, PreparedBatch, prepare_batch, read_graph, schema_from_signature
+from .graphs import (
+    GraphArrays,
+    GraphInputError,
+    PreparedBatch,
+    prepare_batch,
+    read_graph,
+    schema_from_signature,
+)
 from .kernel import emit_tokens_c, load_kernel, walk_batch_c
 from .merges import LearnedMerges, MergesError
 from .vocab import (
