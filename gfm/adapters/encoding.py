@@ -295,8 +295,8 @@ class TaskSampleEncoder:
         ladder = []
         for hops in range(s.num_hops, 0, -1):
             for m in caps:
-                if hops == s.num_hops and m == caps[0] and s.max_neighbors is not None:
-                    continue  # the configured setting itself
+                if hops == s.num_hops and m == caps[0]:
+                    continue  # the configured setting itself (no cap = a cap at the largest degree)
                 ladder.append({"num_hops": hops, "max_neighbors": m})
         ladder.append({"num_hops": 0, "max_neighbors": 0})
         return ladder

@@ -57,8 +57,8 @@ def test_a_hub_gets_a_shrunken_ego_graph_that_fits(tokenizer, caplog) -> None:
     assert all(len(sample) <= 40 for sample in samples)
     assert "were longer than max_length=40 tokens" in caplog.text
     hub = samples[0].metadata["ego"]
-    # no cap: the ladder starts at the largest degree (60) and halves it; the hops stay while neighbours can shrink
-    assert encoder.fit_ladder(graph)[:5] == [{"num_hops": 2, "max_neighbors": m} for m in (60, 30, 15, 7, 3)]
+    # no cap: the ladder halves the largest degree (60); the hops stay while neighbours can shrink
+    assert encoder.fit_ladder(graph)[:5] == [{"num_hops": 2, "max_neighbors": m} for m in (30, 15, 7, 3, 1)]
     assert hub == {"num_hops": 2, "max_neighbors": 3}  # the first setting whose sequence fits
     leaf = samples[1].metadata["ego"]
     assert leaf == {"num_hops": 2, "max_neighbors": 7}  # a leaf's 2-hop ego holds the hub's neighbours too

@@ -341,9 +341,9 @@ class EulerianTokenizer(SpecialTokensMixin, GraphTokenizer):
         self._warned_fields: set[str] = set()
         self._generic_logged: set[tuple[str, str]] = set()  # (layout, schema written) the generic path logged
         self._hash: str | None = None
-        # id(schema read from a graph) -> (that schema, the vocabulary's equal schema, its token id);
-        # holding the schema keeps its id from being reused
-        self._schema_cache: dict[int, tuple[GraphSchema, GraphSchema, int]] = {}
+        # id(schema read from a graph) -> (that schema, the schema it is written with, its token id, None for an
+        # exact match or the generic path's record); holding the schema keeps its id from being reused
+        self._schema_cache: dict[int, tuple[GraphSchema, GraphSchema, int, dict[str, Any] | None]] = {}
 
     # ------------------------------------------------------------------ ids and identity
     @property
