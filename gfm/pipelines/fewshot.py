@@ -48,9 +48,11 @@ class InContextMethod(ZeroShotMethod):
     def prepared(self, visible: Data) -> PreparedGraph:
         """The visible graph prepared once (features used exactly when the access shows them)."""
         use_features = isinstance(getattr(visible, "x", None), torch.Tensor)
-        key = (id(visible.edge_index), int(visible.num_nodes), use_features,
-               id(getattr(visible, "x", None)))
-        if self._cache is None or self._cache[0] != key:
+        # the cache holds the tensors themselves (not their ids, which Python may reuse for another graph)
+        key = (visible.edge_index, int(visible.num_nodes), use_features, getattr(visible, "x", None))
+        cached = self._cache[0] if self._cache is not None else None
+        if cached is None or any(a is not b for a, b in zip(cached, key) if not isinstance(a, (int, bool))) \
+                or cached[1:3] != key[1:3]:
             self._cache = (key, prepare_graph(visible, use_features, self.model.config,
                                               str(getattr(visible, "name", None) or "graph")))
         return self._cache[1]
