@@ -260,13 +260,13 @@ def run_zero_shot(config: ZeroShotConfig) -> list[RunResult]:
             results += new
         data = dataset.graphs[0]
 
-        def split_for_seed(seed: int, data=data, name=name):
+        def split_for_seed(seed: int, data=data, name=dataset.name):
             return holdout_link_split(
                 data, f"{name} links", config.link_valid_fraction, config.link_test_fraction, seed=seed
             )
 
         for access in link_accesses:
             results += run_link_prediction(
-                data, split_for_seed, methods, access, config.seeds, config.link_metric, f"{name} links"
+                data, split_for_seed, methods, access, config.seeds, config.link_metric, f"{dataset.name} links"
             )
     return results
