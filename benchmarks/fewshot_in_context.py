@@ -27,7 +27,12 @@ import torch
 
 from gfm.evaluation.protocol import EVALUATION_GRAPHS
 from gfm.modeling.in_context import InContextModel
-from gfm.pipelines.fewshot import FewshotBenchmarkConfig, benchmark_markdown, run_fewshot_in_context, write_model_card
+from gfm.pipelines.fewshot import (
+    FewshotBenchmarkConfig,
+    benchmark_markdown,
+    run_fewshot_in_context,
+    write_model_card,
+)
 from gfm.utils.io import atomic_write_text
 
 

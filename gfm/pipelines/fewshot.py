@@ -23,7 +23,12 @@ import torch
 from torch_geometric.data import Data
 
 from gfm.data.corpus import EVALUATION_GRAPHS
-from gfm.evaluation.protocol import fewshot_controls, fewshot_table, protocol_statement, run_fewshot_node_classification
+from gfm.evaluation.protocol import (
+    fewshot_controls,
+    fewshot_table,
+    protocol_statement,
+    run_fewshot_node_classification,
+)
 from gfm.evaluation.reports import RunResult
 from gfm.evaluation.zero_shot import Access, AccessError, LabelledNodes, ZeroShotMethod
 from gfm.modeling.in_context import InContextConfig, InContextModel, PreparedGraph, prepare_graph

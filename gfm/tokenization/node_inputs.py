@@ -53,7 +53,12 @@ from torch_geometric.data import Data
 
 from gfm.utils.errors import GFMError
 
-from .input_space import GraphInputProjector, InputSpaceConfig, validate_graph_for_projection, _undirected_simple_edges
+from .input_space import (
+    GraphInputProjector,
+    InputSpaceConfig,
+    _undirected_simple_edges,
+    validate_graph_for_projection,
+)
 from .tokenized_graph import TokenizedGraph
 
 __all__ = [

@@ -10,10 +10,9 @@ from gfm.data.registry import load
 from gfm.evaluation.protocol import fewshot_controls, fewshot_table, run_fewshot_node_classification
 from gfm.evaluation.zero_shot import Access, AccessError
 from gfm.pipelines.fewshot import InContextMethod, random_init_copy, write_model_card
-from gfm.training.episodes import FewshotPretrainer
-
 from gfm.testing.in_context import episode_graphs, small_model_config
 from gfm.testing.in_context import tiny_fewshot_config as tiny_config
+from gfm.training.episodes import FewshotPretrainer
 
 
 @pytest.fixture(scope="module")
