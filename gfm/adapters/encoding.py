@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch_geometric.data import Data
 
-from gfm.tokenization.tokenized_graph import TokenizedGraph, collate_tokenized_graphs
+from gfm.tokenization.tokenized_graph import TokenizedGraph, collate_tokenized_graphs, pack_tokenized_graphs
 from gfm.utils.errors import GFMError
 
 __all__ = ["SamplingConfig", "TaskSampleEncoder", "EncodingError", "ATTRIBUTE_KEYS", "LONG_SEQUENCES", "ego_setting_counts",
@@ -369,14 +369,34 @@ class TaskSampleEncoder:
         return [self._attach(sample, features, sub.n_id) for sample, sub in zip(samples, subs)]
 
     # -- batching ------------------------------------------------------------------------------
-    def batches(self, samples: Sequence[TokenizedGraph], batch_size: int, order: Sequence[int] | None = None) -> Iterator[tuple[list[int], dict]]:
-        """Yield ``(indices, batch)`` over ``samples`` in ``order`` (default: as given)."""
+    def batches(
+        self,
+        samples: Sequence[TokenizedGraph],
+        batch_size: int,
+        order: Sequence[int] | None = None,
+        pack: bool = False,
+    ) -> Iterator[tuple[list[int], dict]]:
+        """Yield ``(indices, batch)`` over ``samples`` in ``order`` (default: as given).
+
+        Every batch holds the ``batch_size`` samples ``indices`` (the last one fewer). With
+        ``pack=False`` each sample is one row padded to the batch's longest sample
+        (``[batch_size, longest]``); with ``pack=True`` the same samples are packed first-fit into
+        rows of ``max_length`` positions (``[rows, max_length]``, the longest sample when
+        ``max_length`` is unset), each sample keeping its ``sequence_ids`` so that attention,
+        positions and pooling stay per sample. Both layouts give the same outputs per sample up to
+        float rounding (``tests/adapters/test_packed_batches.py``); packing skips the padding
+        positions, which are most of a padded batch when lengths vary (molecules: about 3/4).
+        """
         order = list(range(len(samples))) if order is None else list(order)
+        pad = self.tokenizer.pad_token_id
         for start in range(0, len(order), batch_size):
             chosen = order[start : start + batch_size]
-            batch = collate_tokenized_graphs(
-                [samples[i] for i in chosen], pad_token_id=self.tokenizer.pad_token_id, max_length=self.max_length
-            )
+            chunk = [samples[i] for i in chosen]
+            if pack:
+                budget = self.max_length if self.max_length is not None else max(len(sample) for sample in chunk)
+                batch = pack_tokenized_graphs(chunk, token_budget=budget, pad_token_id=pad)
+            else:
+                batch = collate_tokenized_graphs(chunk, pad_token_id=pad, max_length=self.max_length)
             yield chosen, batch
 
 

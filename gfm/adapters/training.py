@@ -41,6 +41,9 @@ class TrainingConfig:
         eval_every_steps: steps between validation evaluations (default: once per epoch).
         warmup_ratio: share of steps with linear warmup.
         max_grad_norm: gradient clipping (0 = off).
+        pack_sequences: pack each batch's samples into rows of the model's length instead of
+            padding every sample to the longest (same samples per step, same outputs up to float
+            rounding, fewer positions; see ``TaskSampleEncoder.batches``).
     """
 
     learning_rate: float = 1e-3
@@ -52,6 +55,7 @@ class TrainingConfig:
     eval_every_steps: int | None = None
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
+    pack_sequences: bool = True
 
 
 @dataclass
@@ -68,12 +72,14 @@ class TrainingOutcome:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, encoder: TaskSampleEncoder, samples, batch_size: int = 64) -> torch.Tensor:
+def predict(
+    model: nn.Module, encoder: TaskSampleEncoder, samples, batch_size: int = 64, pack: bool = True
+) -> torch.Tensor:
     """Model outputs ``[n, num_labels]`` for ``samples`` (in order), in eval mode."""
     was_training = model.training
     model.eval()
     outputs = []
-    for _, batch in encoder.batches(samples, batch_size):
+    for _, batch in encoder.batches(samples, batch_size, pack=pack):
         outputs.append(model(**batch).logits.float())
     model.train(was_training)
     return torch.cat(outputs)
@@ -89,9 +95,11 @@ def score_split(items: TaskItems, split: str, outputs: torch.Tensor) -> float:
     return score_outputs(items.metric, items.kind, targets, outputs)
 
 
-def evaluate_split(model: nn.Module, encoder: TaskSampleEncoder, items: TaskItems, split: str, batch_size: int = 64) -> float:
+def evaluate_split(
+    model: nn.Module, encoder: TaskSampleEncoder, items: TaskItems, split: str, batch_size: int = 64, pack: bool = True
+) -> float:
     """The task metric of ``model`` on ``items.samples[split]`` (eval mode, no gradient)."""
-    return score_split(items, split, predict(model, encoder, items.samples[split], batch_size))
+    return score_split(items, split, predict(model, encoder, items.samples[split], batch_size, pack))
 
 
 def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -132,7 +140,7 @@ def train_task_model(
     targets = items.targets["train"]
     while step < total_steps:
         order = torch.randperm(num_train, generator=generator).tolist()
-        for chosen, batch in encoder.batches(items.samples["train"], config.batch_size, order):
+        for chosen, batch in encoder.batches(items.samples["train"], config.batch_size, order, pack=config.pack_sequences):
             batch["labels"] = targets[chosen]
             loss = model(**batch).loss
             optimizer.zero_grad(set_to_none=True)
@@ -144,7 +152,7 @@ def train_task_model(
             step += 1
             outcome.train_losses.append(loss.item())
             if step % eval_every == 0 or step == total_steps:
-                valid = evaluate_split(model, encoder, items, "valid", config.eval_batch_size)
+                valid = evaluate_split(model, encoder, items, "valid", config.eval_batch_size, config.pack_sequences)
                 outcome.valid_curve.append(valid)
                 outcome.valid_steps.append(step)
                 if items.metric.improves(valid, outcome.best_valid):
@@ -157,6 +165,6 @@ def train_task_model(
         named = dict(model.named_parameters())
         for name, value in best_state.items():
             named[name].copy_(value)
-    outcome.test = evaluate_split(model, encoder, items, "test", config.eval_batch_size)
+    outcome.test = evaluate_split(model, encoder, items, "test", config.eval_batch_size, config.pack_sequences)
     outcome.seconds = time.perf_counter() - started
     return outcome

@@ -134,6 +134,11 @@ class FinetuneConfig:
     eval_every_steps: int | None = field(default=None, metadata=_help("steps between validations (default: epoch)"))
     warmup_ratio: float = field(default=0.1, metadata=_help("share of steps with linear warmup"))
     max_grad_norm: float = field(default=1.0, metadata=_help("gradient clipping (0 = off)"))
+    pack_sequences: bool = field(
+        default=True,
+        metadata=_help("pack each batch's sequences into rows of the model's length instead of padding them "
+                       "(same samples per step, same outputs up to float rounding, fewer positions)"),
+    )
     # --- LoRA -----------------------------------------------------------------------------------
     lora_r: int = field(default=8, metadata=_help("LoRA rank"))
     lora_alpha: int = field(default=16, metadata=_help("LoRA alpha"))
@@ -201,7 +206,7 @@ class FinetuneConfig:
         return TrainingConfig(
             learning_rate=rate, weight_decay=self.weight_decay, epochs=self.epochs, max_steps=self.max_steps,
             batch_size=self.batch_size, eval_batch_size=self.eval_batch_size, eval_every_steps=self.eval_every_steps,
-            warmup_ratio=self.warmup_ratio, max_grad_norm=self.max_grad_norm,
+            warmup_ratio=self.warmup_ratio, max_grad_norm=self.max_grad_norm, pack_sequences=self.pack_sequences,
         )
 
     def adaptation(self, method: str) -> AdaptationConfig:

@@ -129,6 +129,9 @@ class MoleculeBenchmarkConfig:
     max_steps: Optional[int] = field(default=None, metadata=_help("gfm methods: cap on optimizer steps"))
     batch_size: int = field(default=32, metadata=_help("gfm methods: sequences per step"))
     eval_batch_size: int = field(default=128, metadata=_help("gfm methods: sequences per evaluation forward"))
+    pack_sequences: bool = field(
+        default=True, metadata=_help("gfm methods: pack each batch into rows of the model's length (no padding)")
+    )
     learning_rate: float = field(default=1e-3, metadata=_help("gfm methods: AdamW learning rate"))
     scratch_learning_rate: Optional[float] = field(default=None, metadata=_help("scratch: learning rate "
                                                                                  "(default: learning_rate)"))
@@ -180,7 +183,7 @@ class MoleculeBenchmarkConfig:
             return shared | dataclasses.asdict(self.gin())
         keys = ("pretrained", "epochs", "max_steps", "batch_size", "eval_batch_size", "learning_rate",
                 "scratch_learning_rate", "weight_decay", "warmup_ratio", "lora_r", "lora_alpha", "target_modules",
-                "long_sequences")
+                "long_sequences", "pack_sequences")
         return shared | {k: getattr(self, k) for k in keys}
 
 
@@ -314,6 +317,7 @@ def _finetune_config(config: MoleculeBenchmarkConfig, name: str, methods: list[s
         weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio, lora_r=config.lora_r,
         lora_alpha=config.lora_alpha, target_modules=list(config.target_modules),
         long_sequences=config.long_sequences, num_threads=config.num_threads, save_adapter=False,
+        pack_sequences=config.pack_sequences,
     )
 
 
