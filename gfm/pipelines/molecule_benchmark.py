@@ -297,6 +297,22 @@ def _read_done(path: Path) -> dict[tuple[str, str, int, str], RunResult]:
     return done
 
 
+def _same_training_set(run: RunResult, dataset, runs_path: Path) -> bool:
+    """Whether a finished run trained on as many molecules as ``dataset`` offers now.
+
+    The settings key holds the method's options, not the dataset's cap (``max_train_molecules``);
+    a run recorded under another cap is repeated, never reused.
+    """
+    recorded = run.extra.get("train_molecules")
+    now = int(len(dataset.splits["train"]))
+    if recorded is None or int(recorded) == now:
+        return True
+    logger.warning("%s: the recorded %s %s seed %d trained on %d molecules, the protocol now gives %d "
+                   "(max_train_molecules changed); that run is repeated", runs_path, run.task, run.method, run.seed,
+                   int(recorded), now)
+    return False
+
+
 def _append(path: Path, dataset: str, method: str, seed: int, settings: str, run: RunResult) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as handle:
@@ -353,7 +369,7 @@ def run_molecule_benchmark(config: MoleculeBenchmarkConfig, datasets: dict[str, 
             settings = _settings_key(config, method)
             for seed in config.seeds:
                 key = (name, method, seed, settings)
-                if key in done:
+                if key in done and _same_training_set(done[key], dataset, runs_path):
                     results.append(done[key])
                     continue
                 if method in GFM_METHODS:

@@ -161,6 +161,13 @@ def test_the_runner_appends_every_run_and_resumes(toy, tmp_path: Path) -> None:
     changed = dataclasses.replace(config, gin_epochs=3)  # only the GIN runs depend on it
     run_molecule_benchmark(changed, datasets={"toy": toy})
     assert [json.loads(line)["method"] for line in (tmp_path / "runs.jsonl").read_text().splitlines()[4:]] == ["gin", "gin"]
+    # the cap is not part of a method's settings: a run recorded under another cap is repeated
+    recapped = dataclasses.replace(config, methods=["fingerprint_lr"], seeds=[0], max_train_molecules={"toy": 120})
+    rerun, recapped_facts = run_molecule_benchmark(recapped, datasets={"toy": toy})
+    assert recapped_facts[0].train == 120 and rerun[0].extra["train_molecules"] == 120
+    assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == 7
+    again, _ = run_molecule_benchmark(recapped, datasets={"toy": toy})  # now both caps are on record
+    assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == 7 and again[0].test == rerun[0].test
     table = format_benchmark_tables(runs, facts)
     assert "| fingerprint_lr |" in table and "| gin            |" in table and "mean (all)" in table
     assert "150 (cap; of" in table and "| 1 / 1 " in table
@@ -195,6 +202,11 @@ def test_the_recipes_read_their_shipped_configs() -> None:
     assert benchmark.methods == ["fingerprint_lr", "fingerprint_rf", "gin"] and len(benchmark.datasets) == 6
     assert benchmark.seeds == [0, 1, 2] and benchmark.max_train_molecules == {"moleculenet/hiv": 10000,
                                                                               "moleculenet/muv": 10000}
+    (cpu,) = load_config_dataclasses((MoleculeBenchmarkConfig,),
+                                     root / "configs/finetune/protocols/moleculenet_scaffold_cpu.yaml")
+    assert cpu.datasets == sorted(benchmark.datasets, key=cpu.datasets.index) and cpu.split == benchmark.split
+    assert cpu.epochs == 5 and cpu.pack_sequences and set(cpu.methods) >= {"full", "lora", "scratch", "gin"}
+    assert cpu.max_train_molecules == {"moleculenet/hiv": 5000, "moleculenet/muv": 5000}
     (corpus,) = load_config_dataclasses((MoleculeCorpusArguments,), root / "configs/tokenizers/moses_corpus.yaml")
     assert corpus.source == "moses/train" and corpus.num_merges == 8000 and len(corpus.leakage_check) == 6
 
