@@ -439,9 +439,54 @@ def format_benchmark_tables(runs: Sequence[RunResult], facts: Sequence[DatasetFa
          for f in facts],
     )
     splits = sorted({f.split for f in facts if f.split})
+    versus = format_pretraining_gain(runs, names)
+    if versus:
+        table += "\n\n" + versus
     return (f"Test {metric} x 100 (mean ± std over seeds; selection on validation):\n\n{table}\n\n"
             f"Datasets ({'; '.join(splits) or 'their own splits'}; single-class tasks are skipped in the task mean and "
             f"counted):\n\n{facts_table}")
+
+
+def format_pretraining_gain(runs: Sequence[RunResult], names: Sequence[str], reference: str = "scratch") -> str:
+    """What pretraining buys: each method from the checkpoint against ``reference`` (the same
+    architecture from random initialization), per dataset, on the seeds both ran.
+
+    A cell is ``difference of the means (mean ± std of the per-seed differences)``, x100, and is
+    marked **above** / **below** when the difference of the means is larger than the sum of the two
+    methods' seed standard deviations (their ±1 std intervals do not overlap), ``level`` otherwise;
+    fewer than two common seeds give no verdict. Returns ``""`` when ``reference`` did not run.
+    """
+    by_key = {(r.task, r.method, r.seed): r for r in runs}
+    methods = [m for m in ("full", "lora", "linear_probe") if any(r.method == m for r in runs)]
+    if not methods or not any(r.method == reference for r in runs):
+        return ""
+    rows = []
+    for method in methods:
+        row, counts = [method], defaultdict(int)
+        for name in names:
+            seeds = sorted(seed for (task, m, seed) in by_key if task == name and m == method
+                           and (name, reference, seed) in by_key)
+            if not seeds:
+                row.append("—")
+                continue
+            ours = np.array([by_key[(name, method, s)].test for s in seeds])
+            theirs = np.array([by_key[(name, reference, s)].test for s in seeds])
+            paired = ours - theirs
+            gap = float(ours.mean() - theirs.mean())
+            if len(seeds) < 2:
+                verdict = "one seed"
+            else:
+                spread = float(ours.std(ddof=1) + theirs.std(ddof=1))
+                verdict = "**above**" if gap > spread else "**below**" if gap < -spread else "level"
+                counts[verdict.strip("*")] += 1
+            spread_text = f" ± {100 * paired.std(ddof=1):.1f}" if len(seeds) > 1 else ""
+            row.append(f"{100 * gap:+.1f} ({100 * paired.mean():+.1f}{spread_text}; {verdict})")
+        row.append(", ".join(f"{counts[v]} {v}" for v in ("above", "level", "below")))
+        rows.append(row)
+    table = format_markdown_table(["method", *[n.split("/")[-1] for n in names], "verdicts"], rows)
+    return (f"Pretrained minus `{reference}` (same architecture, random initialization), test x 100: difference "
+            "of the means (mean ± std of the per-seed differences; verdict: above / below when the difference "
+            "exceeds the sum of the two seed stds, else level):\n\n" + table)
 
 
 def write_benchmark_report(runs: Sequence[RunResult], facts: Sequence[DatasetFacts], config: MoleculeBenchmarkConfig,

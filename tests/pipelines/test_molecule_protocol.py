@@ -25,9 +25,11 @@ from gfm.evaluation.fingerprints import (
     train_fingerprint_model,
 )
 from gfm.evaluation.metrics import roc_auc
+from gfm.evaluation.reports import RunResult
 from gfm.pipelines.molecule_benchmark import (
     MoleculeBenchmarkConfig,
     format_benchmark_tables,
+    format_pretraining_gain,
     protocol_dataset,
     run_molecule_benchmark,
     split_facts,
@@ -184,6 +186,28 @@ def test_the_gfm_methods_run_through_the_finetuning_runner(toy, tmp_path: Path) 
     assert sorted(r.method for r in runs) == ["full", "scratch"]
     assert all(r.metric == "roc_auc" and math.isfinite(r.test) and r.extra["train_molecules"] == 64 for r in runs)
     assert len((tmp_path / "out" / "runs.jsonl").read_text().splitlines()) == 2
+
+
+def test_the_pretraining_gain_is_paired_by_seed_and_judged_against_the_spread() -> None:
+    def run(task, method, seed, test):
+        return RunResult(method=method, task=task, metric="roc_auc", seed=seed, test=test)
+
+    runs = [run("a", "scratch", s, t) for s, t in enumerate([0.70, 0.71, 0.72])]
+    runs += [run("a", "full", s, t) for s, t in enumerate([0.80, 0.81, 0.82])]  # +10, stds 1 + 1: above
+    runs += [run("b", "scratch", s, t) for s, t in enumerate([0.70, 0.60, 0.80])]
+    runs += [run("b", "full", s, t) for s, t in enumerate([0.72, 0.62, 0.82])]  # +2 < 10 + 10: level
+    runs += [run("c", "scratch", s, 0.9) for s in range(2)] + [run("c", "full", s, 0.5) for s in range(2)]
+    runs += [run("a", "lora", 0, 0.75), run("a", "gin", 0, 0.99)]
+    text = format_pretraining_gain(runs, ["a", "b", "c"])
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in text.splitlines()
+            if line.startswith("| full") or line.startswith("| lora")}
+    assert rows["full"][0] == "+10.0 (+10.0 ± 0.0; **above**)"
+    assert rows["full"][1] == "+2.0 (+2.0 ± 0.0; level)"
+    assert rows["full"][2] == "-40.0 (-40.0 ± 0.0; **below**)"
+    assert rows["full"][3] == "1 above, 1 level, 1 below"
+    assert rows["lora"] == ["+5.0 (+5.0; one seed)", "—", "—", "0 above, 0 level, 0 below"]
+    assert "gin" not in text
+    assert format_pretraining_gain([r for r in runs if r.method != "scratch"], ["a"]) == ""
 
 
 def test_config_errors_name_the_problem() -> None:
