@@ -68,6 +68,7 @@ class TrainingOutcome:
     best_valid: float | None = None
     best_step: int | None = None
     test: float | None = None
+    test_outputs: torch.Tensor | None = None  # [n_test, num_labels] at the selected weights, in items' order
     seconds: float = 0.0
 
 
@@ -165,6 +166,7 @@ def train_task_model(
         named = dict(model.named_parameters())
         for name, value in best_state.items():
             named[name].copy_(value)
-    outcome.test = evaluate_split(model, encoder, items, "test", config.eval_batch_size, config.pack_sequences)
+    outcome.test_outputs = predict(model, encoder, items.samples["test"], config.eval_batch_size, config.pack_sequences)
+    outcome.test = score_split(items, "test", outcome.test_outputs)
     outcome.seconds = time.perf_counter() - started
     return outcome

@@ -20,6 +20,7 @@ checkpoint. Results come back as :class:`~gfm.evaluation.reports.RunResult` reco
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 import os
 import time
@@ -55,6 +56,7 @@ from gfm.evaluation.controls import SVDProbe, label_propagation_link_scores, lab
 from gfm.evaluation.metrics import score_outputs
 from gfm.evaluation.reports import RunResult
 from gfm.utils.config import ConfigError, load_yaml_dataclass
+from gfm.utils.io import atomic_write_bytes
 
 __all__ = ["FinetuneConfig", "FinetuneConfigError", "run_finetuning", "load_finetune_config", "METHOD_NAMES",
            "load_task_dataset", "ego_graph_section"]
@@ -149,6 +151,12 @@ class FinetuneConfig:
     max_trainable_fraction: float = field(default=0.05, metadata=_help("LoRA must train at most this share"))
     save_adapter: bool = field(default=True, metadata=_help("save the LoRA adapter of each seed (peft format)"))
     export_merged: bool = field(default=False, metadata=_help("also save the merged model of the first seed"))
+    save_test_outputs: bool = field(
+        default=True,
+        metadata=_help("save each gfm run's test outputs (model scores per item, with the items' ids) to "
+                       "<output_dir>/test_outputs/<dataset>-<method>-seed<k>.pt, for bootstrap intervals or "
+                       "re-scoring on a subset"),
+    )
     # --- GNN baseline ---------------------------------------------------------------------------
     gnn_hidden_channels: int = field(default=64, metadata=_help("GCN / GIN width"))
     gnn_num_layers: int = field(default=2, metadata=_help("GCN / GIN layers"))
@@ -417,6 +425,11 @@ def _gfm_run(
     outcome = train_task_model(model, encoder, items, training, seed)
     extra: dict[str, Any] = {"seconds": outcome.seconds, "valid_steps": outcome.valid_steps,
                              "trainable_fraction": trainable / total}
+    if config.save_test_outputs:
+        extra["test_outputs"] = str(save_test_outputs(
+            output_dir / "test_outputs" / f"{_slug(dataset.name)}-{method}-seed{seed}.pt", outcome.test_outputs,
+            items.ids["test"], items.targets["test"],
+        ))
     if method == "lora" and config.save_adapter:
         adapter_dir = output_dir / "adapters" / f"{_slug(dataset.name)}-seed{seed}"
         save_adapter(model, adapter_dir, config.pretrained, fingerprint)
@@ -431,6 +444,17 @@ def _gfm_run(
         train_losses=outcome.train_losses, valid_curve=outcome.valid_curve, selected_step=outcome.best_step,
         trainable_parameters=trainable, total_parameters=total, extra=extra,
     )
+
+
+def save_test_outputs(path: Path, outputs: torch.Tensor, ids: torch.Tensor, targets: torch.Tensor) -> Path:
+    """Write ``{"outputs": [n, labels], "ids": [n] or [2, n], "targets": [n, ...]}`` to ``path`` atomically.
+
+    ``ids`` are the items' graph indices / node ids / pairs in the dataset, so the run can be
+    re-scored on any subset of its test items (e.g. without the molecules a pretraining corpus held).
+    """
+    buffer = io.BytesIO()
+    torch.save({"outputs": outputs.detach().cpu(), "ids": ids.cpu(), "targets": targets.cpu()}, buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def _restricted_to_items(dataset, items: TaskItems, config: FinetuneConfig):

@@ -12,6 +12,7 @@ import yaml
 
 from gfm.data.dataset import GraphDataset, TaskSpec
 from gfm.data.link_splits import holdout_link_split
+from gfm.data.registry import load
 from gfm.pipelines.finetune import FinetuneConfig, FinetuneConfigError, load_finetune_config, run_finetuning
 from gfm.testing.checkpoints import save_tiny_checkpoint
 from gfm.testing.paths import source_root
@@ -51,6 +52,12 @@ def test_recipe_runs_every_method_on_a_node_task(checkpoint, tmp_path, capsys):
     assert Path(lora.extra["adapter_dir"], "adapter_model.safetensors").is_file()
     assert Path(lora.extra["merged_dir"], "model.safetensors").is_file()
     assert methods["linear_probe"].trainable_parameters == 64 * 2 + 2
+    test_nodes = torch.nonzero(load("packaged/karate").graphs[0].test_mask).reshape(-1)
+    for method in ("lora", "linear_probe", "full", "scratch"):  # the saved test outputs re-score to the reported test
+        saved = torch.load(methods[method].extra["test_outputs"])
+        assert saved["outputs"].shape == (len(test_nodes), 2) and torch.equal(saved["ids"], test_nodes)
+        accuracy = (saved["outputs"].argmax(-1) == saved["targets"]).float().mean().item()
+        assert accuracy == pytest.approx(methods[method].test)
     printed = capsys.readouterr().out
     assert re.search(r"\| lora +\| packaged/karate +\| accuracy +\|", printed) and "LoRA seed 0:" in printed
     assert (tmp_path / "out" / "karate.md").is_file() and (tmp_path / "out" / "karate.png").is_file()
