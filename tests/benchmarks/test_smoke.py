@@ -71,3 +71,22 @@ def test_attention_speed_prints_every_method_for_both_patterns() -> None:
     for row in rows.values():
         assert float(row[4]) >= 0 and float(row[5]) >= 0  # gfm ms, gfm MB
         assert row[-2].endswith("x") and row[-1].endswith("x")  # ratios against pyg and dense
+
+
+def test_finetune_throughput_prints_padded_packed_and_bf16_rows() -> None:
+    out = _run("finetune_throughput.py", "--quick", "--dataset", "packaged/nci5k")
+    assert "CPU: " in out and "bf16 matmul instructions" in out and "data: packaged/nci5k" in out
+    rows = _markdown_rows(out)
+    assert [(r["threads"], r["clock"], r["batches"], r["precision"]) for r in rows] == [
+        ("1", "cpu", "padded", "fp32"), ("1", "cpu", "packed", "fp32"), ("1", "cpu", "packed", "bf16")]
+    reference = float(rows[0]["mol/s"])
+    assert rows[0]["ratio"] == "1.00x"
+    for row in rows:
+        rate, ratio = float(row["mol/s"]), float(row["ratio"].rstrip("x"))
+        assert rate > 0
+        # mol/s printed to 0.1, the ratio to 0.01
+        assert (rate - 0.05) / (reference + 0.05) - 0.005 <= ratio <= (rate + 0.05) / (reference - 0.05) + 0.005, row
+    # the same seed and batches: packing changes no loss beyond float rounding, bf16 stays close
+    losses = [float(row["loss"]) for row in rows]
+    assert abs(losses[1] - losses[0]) <= 1e-3 * abs(losses[0]) + 1e-4
+    assert abs(losses[2] - losses[0]) <= 0.05 * abs(losses[0]) + 1e-3
