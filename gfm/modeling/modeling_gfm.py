@@ -902,7 +902,8 @@ class _GFMTaskModel(GFMPreTrainedModel):
         outputs: BaseModelOutput,
         return_dict: bool | None,
     ) -> SequenceClassifierOutput | tuple:
-        logits = self.score(self.dropout(features))
+        with torch.autocast(features.device.type, enabled=False):  # under autocast too: head, targets, loss in fp32
+            logits = self.score(self.dropout(features).float())
         loss = None
         scale = self._target_scale(logits)
         if scale is not None:  # standardized regression: loss on the standardized scale, logits in units

@@ -50,6 +50,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from gfm.adapters.training import MIXED_PRECISION_CHOICES
 from gfm.evaluation.baselines import BaselineConfig, graph_targets, train_gin_graph_model
 from gfm.evaluation.fingerprints import FINGERPRINT_METHODS, FingerprintConfig, train_fingerprint_model
 from gfm.evaluation.reports import RunResult, summarize
@@ -132,6 +133,12 @@ class MoleculeBenchmarkConfig:
     pack_sequences: bool = field(
         default=True, metadata=_help("gfm methods: pack each batch into rows of the model's length (no padding)")
     )
+    mixed_precision: str = field(
+        default="no",
+        metadata={"help": "gfm methods: 'no' (float32) or 'bf16' (forward passes under bfloat16 autocast; float32 "
+                          "weights, loss and optimizer). Part of a run's resume key only when not 'no'",
+                  "choices": MIXED_PRECISION_CHOICES},
+    )
     learning_rate: float = field(default=1e-3, metadata=_help("gfm methods: AdamW learning rate"))
     scratch_learning_rate: Optional[float] = field(default=None, metadata=_help("scratch: learning rate "
                                                                                  "(default: learning_rate)"))
@@ -163,6 +170,9 @@ class MoleculeBenchmarkConfig:
         bad_caps = {k: v for k, v in self.max_train_molecules.items() if v < 1}
         if bad_caps:
             raise ConfigError(f"max_train_molecules must be >= 1, got {bad_caps}")
+        if self.mixed_precision not in MIXED_PRECISION_CHOICES:
+            raise ConfigError(f"mixed_precision={self.mixed_precision!r} is unknown; choose one of "
+                              f"{list(MIXED_PRECISION_CHOICES)}")
 
     def fingerprints(self) -> FingerprintConfig:
         return FingerprintConfig(radius=self.fingerprint_radius, num_bits=self.fingerprint_bits,
@@ -184,7 +194,10 @@ class MoleculeBenchmarkConfig:
         keys = ("pretrained", "epochs", "max_steps", "batch_size", "eval_batch_size", "learning_rate",
                 "scratch_learning_rate", "weight_decay", "warmup_ratio", "lora_r", "lora_alpha", "target_modules",
                 "long_sequences", "pack_sequences")
-        return shared | {k: getattr(self, k) for k in keys}
+        settings = shared | {k: getattr(self, k) for k in keys}
+        if self.mixed_precision != "no":  # runs recorded before the field existed (fp32) keep their key
+            settings["mixed_precision"] = self.mixed_precision
+        return settings
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,7 +346,7 @@ def _finetune_config(config: MoleculeBenchmarkConfig, name: str, methods: list[s
         weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio, lora_r=config.lora_r,
         lora_alpha=config.lora_alpha, target_modules=list(config.target_modules),
         long_sequences=config.long_sequences, num_threads=config.num_threads, save_adapter=False,
-        pack_sequences=config.pack_sequences,
+        pack_sequences=config.pack_sequences, mixed_precision=config.mixed_precision,
     )
 
 
