@@ -8,7 +8,8 @@ the tiny checkpoint of ``save_tiny_checkpoint``), which the tolerances below are
 * predictions: relative error (L2 over all outputs) 0.5%, tolerance 2%;
 * gradients: cosine similarity >= 0.99998 for every parameter tensor with a gradient, bound 0.99;
 * 2 epochs of training (16 steps): per-step losses within 3% of float32 (a second float32 seed
-  differs by 100%+), tolerance 6%; selected step equal, test RMSE within 1.5%, tolerance 5%.
+  differs by 100%+), tolerance 6%; selected step equal, test RMSE within 1.5%, tolerance 5%;
+  the same tolerances for one epoch of LoRA (the molecule benchmark's ``lora`` method).
 """
 
 from __future__ import annotations
@@ -173,3 +174,27 @@ def test_fp32_resume_keys_are_unchanged_by_the_field():
             assert benchmark._settings_key(bf16, method) != key
         else:  # fingerprints and GIN do not depend on it
             assert benchmark._settings_key(bf16, method) == key
+
+
+def test_lora_in_bf16_trains_only_the_adapter_in_float32_and_follows_fp32(molecule_checkpoint, molecules):
+    """The molecule benchmark's ``lora`` method in bf16: peft's LoRA layers under autocast, same tolerances."""
+    from gfm.adapters.adaptation import AdaptationConfig, prepare_for_adaptation
+
+    outcomes, frozen = [], []
+    for precision in ("no", "bf16"):
+        torch.manual_seed(0)
+        model, tokenizer = load_pretrained_for_task(molecule_checkpoint, molecules.task)
+        encoder = TaskSampleEncoder(tokenizer, max_length=model.config.max_position_embeddings)
+        items = build_task_items(molecules, encoder)
+        _standardize(model, items.targets["train"].reshape(len(items.samples["train"]), -1))
+        lora = prepare_for_adaptation(model, AdaptationConfig(method="lora", lora_r=4))
+        base = {name: p.detach().clone() for name, p in lora.named_parameters() if not p.requires_grad}
+        config = TrainingConfig(epochs=1, batch_size=16, learning_rate=5e-3, mixed_precision=precision)
+        outcomes.append(train_task_model(lora, encoder, items, config, seed=0))
+        assert all(p.dtype == torch.float32 for p in lora.parameters())
+        frozen.append(all(torch.equal(p, base[name]) for name, p in lora.named_parameters() if not p.requires_grad))
+    assert frozen == [True, True]
+    reference, mixed = outcomes
+    assert len(mixed.train_losses) == 8 and mixed.train_losses != reference.train_losses  # bf16 really ran
+    torch.testing.assert_close(torch.tensor(mixed.train_losses), torch.tensor(reference.train_losses), rtol=0.06, atol=1e-3)
+    assert mixed.test == pytest.approx(reference.test, rel=0.05)
